@@ -1,0 +1,58 @@
+# BES — the Backup Engine Service. `make run` starts the appliance on its
+# embedded default; `make test` installs what the tests need and runs them.
+GO      ?= go
+BIN     ?= bin
+DATA    ?= bes-data
+PKGS    := ./...
+STATICCHECK_VERSION ?= 2025.1.1
+
+.PHONY: all build run test test-deps bench bench-compare lint fuzz clean e2e
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/bes ./cmd/bes
+
+run: build
+	$(BIN)/bes serve --data $(DATA) --verbose
+
+# Debian packages the tests use: gcc for cgo (SQLite), python3 for corpus
+# generators, e2fsprogs/util-linux for disk fixtures, bc/time for scripts.
+TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs bc time
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 $$missing; \
+	  else echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; fi
+	$(GO) mod download
+
+test: test-deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 25m $(PKGS)
+
+# Race detector run of the concurrent packages (slower; part of lint/CI extras).
+test-race:
+	$(GO) test -count=1 -race ./store/... ./agent/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/...
+
+bench-compare: build
+	scripts/bench-compare.sh $(BIN)/bes
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeTrailer -fuzztime 30s ./store/pack/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./store/manifest/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime 30s ./store/ec/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeFooter -fuzztime 30s ./store/ec/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+e2e: build
+	BES_E2E=1 $(GO) test -count=1 -timeout 60m ./cmd/bes/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,8 @@
+package cli
+
+import (
+	"encoding/json"
+	"io"
+)
+
+func jsonLine(w io.Writer) *json.Encoder { return json.NewEncoder(w) }

@@ -1,0 +1,154 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ChunkID is a 32-byte keyed chunk ID.
+type ChunkID = [32]byte
+
+// Blob is one stored blob (chunk) inside a pack.
+type Blob struct {
+	ID     ChunkID
+	Offset int64 // byte offset of the stored blob in the pack
+	Length int64 // stored (compressed, encrypted) length
+	RawLen int64 // plaintext length
+	Type   uint8 // blob type (data, tree, point)
+	Flags  uint8 // compression algorithm and encryption flag
+}
+
+// Location is where a chunk lives.
+type Location struct {
+	Pack string
+	Blob
+}
+
+// Pack describes one sealed pack.
+type Pack struct {
+	Name    string
+	Size    int64
+	Blobs   int
+	Created time.Time
+}
+
+// AddPack records a durable pack and the index rows of its blobs in one
+// transaction. Blobs already indexed (in another pack) keep their first
+// location. Re-adding a pack with the same name is a no-op for existing rows.
+func (c *Catalog) AddPack(ctx context.Context, p Pack, blobs []Blob) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO packs(name, size, blobs, created) VALUES(?,?,?,?) ON CONFLICT(name) DO NOTHING`,
+		p.Name, p.Size, p.Blobs, p.Created.UnixNano()); err != nil {
+		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
+	}
+	var pid int64
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM packs WHERE name = ?`, p.Name).Scan(&pid); err != nil {
+		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO chunks(id, pack, off, len, raw_len, type, flags) VALUES(?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
+	}
+	defer st.Close()
+	for _, b := range blobs {
+		if _, err := st.ExecContext(ctx, b.ID[:], pid, b.Offset, b.Length, b.RawLen, b.Type, b.Flags); err != nil {
+			return fmt.Errorf("catalog: add pack %s: index blob: %w", p.Name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("catalog: add pack %s: commit: %w", p.Name, err)
+	}
+	return nil
+}
+
+// Lookup returns the location of a chunk, or ErrNotFound.
+func (c *Catalog) Lookup(ctx context.Context, id ChunkID) (Location, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var l Location
+	l.ID = id
+	err := c.lookup.QueryRowContext(ctx, id[:]).Scan(&l.Pack, &l.Offset, &l.Length, &l.RawLen, &l.Type, &l.Flags)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, ErrNotFound
+	}
+	if err != nil {
+		return l, fmt.Errorf("catalog: lookup chunk %x: %w", id[:8], err)
+	}
+	return l, nil
+}
+
+// Has reports whether a chunk is indexed.
+func (c *Catalog) Has(ctx context.Context, id ChunkID) (bool, error) {
+	_, err := c.Lookup(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Packs lists every pack, ordered by name.
+func (c *Catalog) Packs(ctx context.Context) ([]Pack, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT name, size, blobs, created FROM packs ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list packs: %w", err)
+	}
+	defer rows.Close()
+	var out []Pack
+	for rows.Next() {
+		var p Pack
+		var ns int64
+		if err := rows.Scan(&p.Name, &p.Size, &p.Blobs, &ns); err != nil {
+			return nil, fmt.Errorf("catalog: list packs: %w", err)
+		}
+		p.Created = time.Unix(0, ns)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// PackBlobs lists the indexed blobs of one pack in offset order.
+func (c *Catalog) PackBlobs(ctx context.Context, pack string) ([]Blob, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT c.id, c.off, c.len, c.raw_len, c.type, c.flags FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.name = ? ORDER BY c.off`, pack)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: blobs of pack %s: %w", pack, err)
+	}
+	defer rows.Close()
+	var out []Blob
+	for rows.Next() {
+		var b Blob
+		var id []byte
+		if err := rows.Scan(&id, &b.Offset, &b.Length, &b.RawLen, &b.Type, &b.Flags); err != nil {
+			return nil, fmt.Errorf("catalog: blobs of pack %s: %w", pack, err)
+		}
+		copy(b.ID[:], id)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Stats summarises the index.
+type Stats struct {
+	Packs, Chunks    int64
+	PackBytes        int64
+	RawBytes, Stored int64
+}
+
+// Stats returns counts over packs and chunks.
+func (c *Catalog) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := c.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(size),0) FROM packs`).Scan(&s.Packs, &s.PackBytes)
+	if err == nil {
+		err = c.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(raw_len),0), coalesce(sum(len),0) FROM chunks`).Scan(&s.Chunks, &s.RawBytes, &s.Stored)
+	}
+	if err != nil {
+		return s, fmt.Errorf("catalog: stats: %w", err)
+	}
+	return s, nil
+}

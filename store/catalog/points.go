@@ -1,0 +1,163 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Point is a restore point row. Doc holds the point document (JSON) exactly
+// as stored in its pack, including the manifest's chunk list.
+type Point struct {
+	ID           string
+	Kind         string // file | image
+	Host         string
+	Chain        string
+	Parent       string
+	Type         string // full | incremental
+	Status       string // complete | running | failed | expired
+	Started      time.Time
+	Finished     time.Time
+	Files        int64
+	Bytes        int64
+	NewBytes     int64
+	StoredBytes  int64
+	VerifyStatus string // pending | passed | failed | partial
+	VerifiedAt   time.Time
+	Doc          []byte
+}
+
+const pointCols = `id, kind, host, chain, parent, type, status, started, finished, files, bytes, new_bytes, stored_bytes, verify_status, verified_at, doc`
+
+// AddPoint commits a restore point row. The caller guarantees that every
+// chunk the point references is already indexed.
+func (c *Catalog) AddPoint(ctx context.Context, p Point) error {
+	if p.VerifyStatus == "" {
+		p.VerifyStatus = "pending"
+	}
+	_, err := c.db.ExecContext(ctx, `INSERT INTO points(`+pointCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(id) DO NOTHING`,
+		p.ID, p.Kind, p.Host, p.Chain, p.Parent, p.Type, p.Status, p.Started.UnixNano(), p.Finished.UnixNano(),
+		p.Files, p.Bytes, p.NewBytes, p.StoredBytes, p.VerifyStatus, timeNS(p.VerifiedAt), p.Doc)
+	if err != nil {
+		return fmt.Errorf("catalog: add point %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+func timeNS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func scanPoint(sc interface{ Scan(...any) error }) (Point, error) {
+	var p Point
+	var st, fin, ver int64
+	err := sc.Scan(&p.ID, &p.Kind, &p.Host, &p.Chain, &p.Parent, &p.Type, &p.Status, &st, &fin,
+		&p.Files, &p.Bytes, &p.NewBytes, &p.StoredBytes, &p.VerifyStatus, &ver, &p.Doc)
+	p.Started, p.Finished = time.Unix(0, st), time.Unix(0, fin)
+	if ver != 0 {
+		p.VerifiedAt = time.Unix(0, ver)
+	}
+	return p, err
+}
+
+// PointFilter selects points; zero fields match everything.
+type PointFilter struct {
+	Host string
+	Kind string
+}
+
+// Points lists restore points oldest first.
+func (c *Catalog) Points(ctx context.Context, f PointFilter) ([]Point, error) {
+	q := `SELECT ` + pointCols + ` FROM points WHERE 1=1`
+	var args []any
+	if f.Host != "" {
+		q += ` AND host = ?`
+		args = append(args, f.Host)
+	}
+	if f.Kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, f.Kind)
+	}
+	rows, err := c.db.QueryContext(ctx, q+` ORDER BY finished, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list points: %w", err)
+	}
+	defer rows.Close()
+	var out []Point
+	for rows.Next() {
+		p, err := scanPoint(rows)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: list points: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ErrAmbiguous is returned when a point ID prefix matches several points.
+var ErrAmbiguous = errors.New("ambiguous point ID prefix")
+
+// Point finds a point by full ID or a unique prefix (at least 4 characters).
+func (c *Catalog) Point(ctx context.Context, idOrPrefix string) (Point, error) {
+	row := c.db.QueryRowContext(ctx, `SELECT `+pointCols+` FROM points WHERE id = ?`, idOrPrefix)
+	p, err := scanPoint(row)
+	if err == nil {
+		return p, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("catalog: point %s: %w", idOrPrefix, err)
+	}
+	if len(idOrPrefix) < 4 || strings.ContainsAny(idOrPrefix, "%_") {
+		return p, fmt.Errorf("point %q: %w", idOrPrefix, ErrNotFound)
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT `+pointCols+` FROM points WHERE id LIKE ? LIMIT 2`, idOrPrefix+"%")
+	if err != nil {
+		return p, fmt.Errorf("catalog: point %s: %w", idOrPrefix, err)
+	}
+	defer rows.Close()
+	var found []Point
+	for rows.Next() {
+		q, err := scanPoint(rows)
+		if err != nil {
+			return p, fmt.Errorf("catalog: point %s: %w", idOrPrefix, err)
+		}
+		found = append(found, q)
+	}
+	switch len(found) {
+	case 0:
+		return p, fmt.Errorf("point %q: %w", idOrPrefix, ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return p, fmt.Errorf("point %q: %w", idOrPrefix, ErrAmbiguous)
+}
+
+// LatestPoint returns the newest complete point of a host and kind, or
+// ErrNotFound.
+func (c *Catalog) LatestPoint(ctx context.Context, host, kind string) (Point, error) {
+	row := c.db.QueryRowContext(ctx, `SELECT `+pointCols+` FROM points WHERE host = ? AND kind = ? AND status = 'complete' ORDER BY finished DESC, id DESC LIMIT 1`, host, kind)
+	p, err := scanPoint(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, ErrNotFound
+	}
+	if err != nil {
+		return p, fmt.Errorf("catalog: latest point of %s: %w", host, err)
+	}
+	return p, nil
+}
+
+// SetVerifyStatus records the outcome of a verification.
+func (c *Catalog) SetVerifyStatus(ctx context.Context, id, status string, at time.Time) error {
+	_, err := c.db.ExecContext(ctx, `UPDATE points SET verify_status = ?, verified_at = ? WHERE id = ?`, status, at.UnixNano(), id)
+	if err != nil {
+		return fmt.Errorf("catalog: set verify status of %s: %w", id, err)
+	}
+	return nil
+}

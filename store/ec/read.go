@@ -1,0 +1,279 @@
+package ec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// errBadPiece marks a piece that failed verification.
+var errBadPiece = errors.New("checksum mismatch")
+
+// reader reads verified pieces of one pack. Files are opened lazily. Distinct
+// shard indexes may be used from different goroutines concurrently.
+type reader struct {
+	s     *Set
+	pm    *packMeta
+	files []*os.File
+	dead  []error // per shard: non-nil once the shard is unusable for this reader
+	bufs  [][]byte
+}
+
+func (s *Set) newReader(pm *packMeta) *reader {
+	n := s.k + s.m
+	r := &reader{s: s, pm: pm, files: make([]*os.File, n), dead: make([]error, n), bufs: make([][]byte, n)}
+	for i, sh := range pm.shards {
+		r.dead[i] = sh.err
+	}
+	return r
+}
+
+func (r *reader) close() {
+	for i, f := range r.files {
+		if f != nil {
+			f.Close()
+			r.files[i] = nil
+		}
+	}
+	for i, b := range r.bufs {
+		r.s.putBuf(b)
+		r.bufs[i] = nil
+	}
+}
+
+// buf returns shard i's scratch buffer with length n.
+func (r *reader) buf(i, n int) []byte {
+	if cap(r.bufs[i]) < n {
+		r.s.putBuf(r.bufs[i])
+		r.bufs[i] = r.s.getBuf(n)
+	}
+	r.bufs[i] = r.bufs[i][:n]
+	return r.bufs[i]
+}
+
+// readPiece reads piece j of shard i into r.bufs[i] and verifies it.
+func (r *reader) readPiece(i, j int) error {
+	if r.dead[i] != nil {
+		return r.dead[i]
+	}
+	if r.files[i] == nil {
+		f, err := os.Open(r.s.shardPath(i, r.pm.name))
+		if err != nil {
+			r.dead[i] = err
+			return err
+		}
+		r.files[i] = f
+	}
+	g := r.pm.g
+	b := r.buf(i, g.pieceLen(j))
+	if n, err := r.files[i].ReadAt(b, g.pieceOff(j)); n < len(b) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("read piece: %w", err)
+	}
+	if crc(b) != r.pm.shards[i].crcs[j] {
+		return errBadPiece
+	}
+	return nil
+}
+
+// readPieces reads the listed pieces of stripe j in parallel; ok[i] is set
+// for each piece that was read and verified.
+func (r *reader) readPieces(j int, idx []int, ok []bool, onErr func(i int, err error)) {
+	if len(idx) == 1 {
+		if err := r.readPiece(idx[0], j); err != nil {
+			onErr(idx[0], err)
+		} else {
+			ok[idx[0]] = true
+		}
+		return
+	}
+	errs := make([]error, len(idx))
+	var wg sync.WaitGroup
+	for n, i := range idx {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[n] = r.readPiece(i, j)
+		}()
+	}
+	wg.Wait()
+	for n, i := range idx {
+		if errs[n] != nil {
+			onErr(i, errs[n])
+		} else {
+			ok[i] = true
+		}
+	}
+}
+
+// stripe makes r.bufs[i] hold the verified content of piece i of stripe j
+// for every i with want[i], reading them directly where healthy and
+// otherwise reconstructing from k good pieces. Shards with avoid[i] are not
+// used as sources. It returns an error wrapping ErrUnrecoverable if fewer
+// than k good pieces exist.
+func (r *reader) stripe(j int, want, avoid []bool) error {
+	s := r.s
+	n := s.k + s.m
+	ok := make([]bool, n)
+	tried := make([]bool, n)
+	var failures []error
+	onErr := func(i int, err error) {
+		if r.pm.shards[i].err == nil { // don't repeat known-bad shards
+			s.log.Warn("ec: bad piece, reconstructing", "pack", r.pm.name, "disk", s.diskName(i),
+				"shard", i, "stripe", j, "err", err)
+		}
+		failures = append(failures, fmt.Errorf("%s: shard %d: %w", s.diskName(i), i, err))
+	}
+	var idx []int
+	for i := range n {
+		if want[i] && !avoid[i] {
+			idx = append(idx, i)
+			tried[i] = true
+		}
+	}
+	if len(idx) > 0 {
+		r.readPieces(j, idx, ok, onErr)
+	}
+	missing := false
+	for i := range n {
+		if want[i] && !ok[i] {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	good := 0
+	for i := range n {
+		if ok[i] {
+			good++
+		}
+	}
+	// Fetch more pieces until k are good or nothing is left to try.
+	for good < s.k {
+		idx = idx[:0]
+		for i := 0; i < n && len(idx) < s.k-good; i++ {
+			if !tried[i] && !avoid[i] && r.dead[i] == nil {
+				idx = append(idx, i)
+				tried[i] = true
+			}
+		}
+		if len(idx) == 0 {
+			break
+		}
+		r.readPieces(j, idx, ok, onErr)
+		good = 0
+		for i := range n {
+			if ok[i] {
+				good++
+			}
+		}
+	}
+	if good < s.k {
+		return fmt.Errorf("ec: pack %s stripe %d: only %d good pieces, need %d: %w (%v)",
+			r.pm.name, j, good, s.k, ErrUnrecoverable, errors.Join(failures...))
+	}
+	plen := r.pm.g.pieceLen(j)
+	shards := make([][]byte, n)
+	required := make([]bool, n)
+	for i := range n {
+		switch {
+		case ok[i]:
+			shards[i] = r.bufs[i][:plen]
+		case want[i]:
+			shards[i] = r.buf(i, plen)[:0]
+			required[i] = true
+		}
+	}
+	if err := s.enc.ReconstructSome(shards, required); err != nil {
+		return fmt.Errorf("ec: pack %s stripe %d: reconstruct: %w", r.pm.name, j, err)
+	}
+	for i := range n {
+		if required[i] {
+			r.bufs[i] = shards[i]
+		}
+	}
+	return nil
+}
+
+// ReadAt reads len(p) bytes of pack name starting at off. It follows
+// io.ReaderAt: fewer than len(p) bytes are returned only with an error, io.EOF
+// at the end of the pack.
+func (s *Set) ReadAt(ctx context.Context, name string, p []byte, off int64) (int, error) {
+	if err := checkNameErr(name); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("ec: read pack %s: negative offset %d", name, off)
+	}
+	for attempt := 0; ; attempt++ {
+		pm, cached, err := s.getMeta(name, attempt > 0)
+		if err != nil {
+			return 0, err
+		}
+		n, err := s.readAt(ctx, pm, p, off)
+		if err != nil && cached && attempt == 0 && errors.Is(err, ErrUnrecoverable) {
+			// The cached metadata may be stale (pack rewritten or repaired
+			// by someone else); retry once with fresh metadata.
+			continue
+		}
+		return n, err
+	}
+}
+
+func (s *Set) readAt(ctx context.Context, pm *packMeta, p []byte, off int64) (int, error) {
+	g := pm.g
+	if off >= g.Size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	if pm.good < s.k {
+		return 0, pm.unreadableErr(s)
+	}
+	end := off + int64(len(p))
+	var eof error
+	if end > g.Size {
+		end, eof = g.Size, io.EOF
+	}
+	r := s.newReader(pm)
+	defer r.close()
+	n := s.k + s.m
+	want := make([]bool, n)
+	avoid := make([]bool, n)
+	stripeLen := int64(s.k) * int64(g.P)
+	done := 0
+	for pos := off; pos < end; {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		j := int(pos / stripeLen)
+		start := g.stripeStart(j)
+		plen := int64(g.pieceLen(j))
+		sEnd := min(end, start+int64(s.k)*plen) // data end of this stripe within range
+		clear(want)
+		d0 := int((pos - start) / plen)
+		d1 := int((sEnd - 1 - start) / plen)
+		for d := d0; d <= d1; d++ {
+			want[d] = true
+		}
+		if err := r.stripe(j, want, avoid); err != nil {
+			return done, err
+		}
+		for d := d0; d <= d1; d++ {
+			pStart := start + int64(d)*plen
+			from := max(pos, pStart)
+			to := min(sEnd, pStart+plen)
+			copy(p[done:], r.bufs[d][from-pStart:to-pStart])
+			done += int(to - from)
+		}
+		pos = sEnd
+	}
+	return done, eof
+}

@@ -1,0 +1,255 @@
+package ec
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// Writer streams one pack into the set. It buffers a single stripe
+// (k*PieceSize bytes); each full stripe is encoded and one piece is appended
+// to each of the k+m temp shard files. A Writer is not safe for concurrent
+// use. On any error the temp files are removed; Abort is always safe.
+type Writer struct {
+	s      *Set
+	name   string
+	p      int
+	files  []shardFile
+	paths  []string
+	crcs   [][]uint32
+	buf    []byte   // k*p stripe buffer
+	parity [][]byte // m buffers of p bytes
+	fill   int
+	n      int64
+	err    error // sticky
+	done   bool  // committed or aborted
+}
+
+// NewWriter starts writing pack name. Nothing is visible to readers until
+// Commit returns nil.
+func (s *Set) NewWriter(name string) (*Writer, error) {
+	if err := checkNameErr(name); err != nil {
+		return nil, err
+	}
+	n := s.k + s.m
+	w := &Writer{
+		s:     s,
+		name:  name,
+		p:     s.piece,
+		files: make([]shardFile, n),
+		paths: make([]string, n),
+		crcs:  make([][]uint32, n),
+	}
+	for i := range n {
+		f, path, err := s.createTemp(i, name)
+		if err != nil {
+			w.fail(i, "create temp for", err)
+			return nil, w.err
+		}
+		w.files[i], w.paths[i] = f, path
+		h := header{K: s.k, M: s.m, Index: i, PieceSize: w.p, Name: name}
+		if err := writeFull(f, h.encode()); err != nil {
+			w.fail(i, "write", err)
+			return nil, w.err
+		}
+	}
+	w.buf = make([]byte, s.k*w.p)
+	w.parity = make([][]byte, s.m)
+	for i := range w.parity {
+		w.parity[i] = make([]byte, w.p)
+	}
+	return w, nil
+}
+
+func writeFull(f io.Writer, b []byte) error {
+	n, err := f.Write(b)
+	if err == nil && n != len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// fail records the first error and removes all temp files.
+func (w *Writer) fail(i int, op string, err error) {
+	if w.err == nil {
+		w.err = fmt.Errorf("ec: %s shard %d of pack %s on %s: %w", op, i, w.name, w.s.dirs[i], err)
+	}
+	w.cleanup()
+}
+
+func (w *Writer) cleanup() {
+	for i, f := range w.files {
+		if f != nil {
+			f.Close()
+			w.files[i] = nil
+		}
+	}
+	for i, p := range w.paths {
+		if p != "" {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				w.s.log.Warn("ec: cannot remove temp file", "path", p, "err", err)
+			}
+			w.paths[i] = ""
+		}
+	}
+	w.buf, w.parity = nil, nil
+}
+
+// Len returns the number of bytes written so far.
+func (w *Writer) Len() int64 { return w.n }
+
+// Write appends p to the pack.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.done {
+		return 0, fmt.Errorf("ec: write to closed writer for pack %s", w.name)
+	}
+	total := 0
+	for len(p) > 0 {
+		c := copy(w.buf[w.fill:], p)
+		w.fill += c
+		total += c
+		p = p[c:]
+		w.n += int64(c)
+		if w.fill == len(w.buf) {
+			if err := w.flush(w.p); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// flush encodes the buffered stripe with piece length pl and appends one
+// piece to every shard file.
+func (w *Writer) flush(pl int) error {
+	s := w.s
+	clear(w.buf[w.fill : s.k*pl])
+	n := s.k + s.m
+	shards := make([][]byte, n)
+	for d := 0; d < s.k; d++ {
+		shards[d] = w.buf[d*pl : (d+1)*pl]
+	}
+	for i := range w.parity {
+		shards[s.k+i] = w.parity[i][:pl]
+	}
+	if s.m > 0 {
+		if err := s.enc.Encode(shards); err != nil {
+			w.err = fmt.Errorf("ec: encode pack %s: %w", w.name, err)
+			w.cleanup()
+			return w.err
+		}
+	}
+	errs := make([]error, n)
+	w.parallel(func(i int) {
+		w.crcs[i] = append(w.crcs[i], crc(shards[i]))
+		errs[i] = writeFull(w.files[i], shards[i])
+	})
+	w.fill = 0
+	for i, err := range errs {
+		if err != nil {
+			w.fail(i, "write", err)
+			return w.err
+		}
+	}
+	return nil
+}
+
+// parallel runs fn(i) for every shard index concurrently.
+func (w *Writer) parallel(fn func(i int)) {
+	n := len(w.files)
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// Commit writes the final partial stripe and the footers, fsyncs every shard
+// file, renames each into place and fsyncs the directories. After Commit
+// returns nil the pack is durable. If Commit fails before any shard was
+// renamed, nothing is visible; if it fails during the renames (rare: an
+// I/O error on a disk), the shards already renamed remain and the pack is
+// degraded or incomplete -- the caller should Remove it or retry.
+func (w *Writer) Commit() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.done {
+		return fmt.Errorf("ec: commit of closed writer for pack %s", w.name)
+	}
+	s := w.s
+	if w.fill > 0 {
+		pl := int(roundUp(int64((w.fill+s.k-1)/s.k), pieceAlign))
+		if err := w.flush(pl); err != nil {
+			return err
+		}
+	}
+	g := newGeometry(s.k, w.p, w.n)
+	errs := make([]error, len(w.files))
+	ops := make([]string, len(w.files))
+	w.parallel(func(i int) {
+		f := footer{Size: w.n, Stripes: g.N, LastPiece: g.LastP, CRCs: w.crcs[i]}
+		if err := writeFull(w.files[i], f.encode()); err != nil {
+			errs[i], ops[i] = err, "write footer of"
+			return
+		}
+		if err := w.files[i].Sync(); err != nil {
+			errs[i], ops[i] = err, "fsync"
+			return
+		}
+		err := w.files[i].Close()
+		w.files[i] = nil
+		if err != nil {
+			errs[i], ops[i] = err, "close"
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			w.fail(i, ops[i], err)
+			return w.err
+		}
+	}
+	w.parallel(func(i int) {
+		if err := s.install(i, w.name, w.paths[i]); err != nil {
+			errs[i] = err
+			return
+		}
+		w.paths[i] = ""
+	})
+	s.dropMeta(w.name)
+	for i, err := range errs {
+		if err != nil {
+			w.fail(i, "install", err)
+			return w.err
+		}
+	}
+	w.done = true
+	w.buf, w.parity = nil, nil
+	return nil
+}
+
+// Abort discards the pack being written and removes the temp files. It is
+// idempotent, safe after a failed Write or Commit, and a no-op after a
+// successful Commit.
+func (w *Writer) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.cleanup()
+	return nil
+}

@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"bes/store/catalog"
+	"bes/store/compress"
+	"bes/store/crypt"
+	"bes/store/pack"
+)
+
+// DamageError names a blob that could not be read back intact.
+type DamageError struct {
+	Pack  string
+	Chunk crypt.ID
+	Err   error
+}
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("damaged chunk %s in pack %s: %v", e.Chunk.String()[:16], e.Pack, e.Err)
+}
+
+func (e *DamageError) Unwrap() error { return e.Err }
+
+// ErrMissingChunk is returned for a chunk that is not in the index.
+var ErrMissingChunk = errors.New("chunk not in the index")
+
+// Lookup returns where a chunk is stored.
+func (r *Repo) Lookup(ctx context.Context, id crypt.ID) (catalog.Location, error) {
+	l, err := r.cat.Lookup(ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return l, fmt.Errorf("chunk %s: %w", id.String()[:16], ErrMissingChunk)
+	}
+	return l, err
+}
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// LoadBlob reads, decrypts, decompresses and verifies one blob, appending
+// its plaintext to dst[:0].
+func (r *Repo) LoadBlob(ctx context.Context, id crypt.ID, dst []byte) ([]byte, error) {
+	l, err := r.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := grow(*bp, int(l.Length))
+	*bp = buf
+	if _, err := r.set.ReadAt(ctx, l.Pack, buf, l.Offset); err != nil {
+		return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
+	}
+	return r.decode(l, buf, dst)
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+type decodeBufs struct{ plain []byte }
+
+var decBufs = sync.Pool{New: func() any { return &decodeBufs{} }}
+
+// decode turns a stored blob into verified plaintext appended to dst[:0].
+func (r *Repo) decode(l catalog.Location, stored, dst []byte) ([]byte, error) {
+	id := crypt.ID(l.ID)
+	comp := stored
+	db := decBufs.Get().(*decodeBufs)
+	defer decBufs.Put(db)
+	if l.Flags&pack.FlagEncrypted != 0 {
+		p, err := r.keys.Open(db.plain, stored, id[:])
+		if err != nil {
+			return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
+		}
+		db.plain = p
+		comp = p
+	}
+	out, err := r.codec.Decompress(dst, comp, compress.Algo(l.Flags&^pack.FlagEncrypted), int(l.RawLen))
+	if err != nil {
+		return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
+	}
+	if r.keys.ChunkID(out) != id {
+		return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: errors.New("content does not match its ID")}
+	}
+	return out, nil
+}
+
+// BlobFunc receives one verified blob. data is valid only during the call.
+type BlobFunc func(l catalog.Location, data []byte) error
+
+// ReadPackBlobs reads the given blobs of one pack in offset order, with
+// nearby blobs coalesced into one read, and calls fn for each verified
+// blob. A damaged blob is reported to onErr (which may return nil to go on)
+// instead of fn.
+func (r *Repo) ReadPackBlobs(ctx context.Context, pk string, locs []catalog.Location, fn BlobFunc, onErr func(catalog.Location, error) error) error {
+	sort.Slice(locs, func(i, j int) bool { return locs[i].Offset < locs[j].Offset })
+	const maxGap, maxSpan = 256 << 10, 16 << 20
+	var buf, plain []byte
+	for i := 0; i < len(locs); {
+		j, end := i+1, locs[i].Offset+locs[i].Length
+		for j < len(locs) && locs[j].Offset-end <= maxGap && locs[j].Offset+locs[j].Length-locs[i].Offset <= maxSpan {
+			if e := locs[j].Offset + locs[j].Length; e > end {
+				end = e
+			}
+			j++
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := locs[i].Offset
+		buf = grow(buf, int(end-start))
+		if _, err := r.set.ReadAt(ctx, pk, buf, start); err != nil {
+			for _, l := range locs[i:j] {
+				if err := onErr(l, &DamageError{Pack: pk, Chunk: l.ID, Err: err}); err != nil {
+					return err
+				}
+			}
+			i = j
+			continue
+		}
+		for _, l := range locs[i:j] {
+			out, err := r.decode(l, buf[l.Offset-start:l.Offset-start+l.Length], plain)
+			if err != nil {
+				if err := onErr(l, err); err != nil {
+					return err
+				}
+				continue
+			}
+			plain = out
+			if err := fn(l, out); err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	return nil
+}

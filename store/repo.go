@@ -1,0 +1,338 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"bes/store/catalog"
+	"bes/store/chunker"
+	"bes/store/compress"
+	"bes/store/crypt"
+	"bes/store/ec"
+)
+
+// Repository files inside the repository directory.
+const (
+	ConfigFile  = "config.json"
+	KeysDir     = "keys"
+	LockFile    = "lock"
+	DiskCopy    = "bes-repo.json" // config and key slots, copied onto every disk
+	formatV1    = 1
+	defaultPack = 32 << 20
+)
+
+// ErrNoRepo is returned when the directory holds no repository.
+var ErrNoRepo = errors.New("no repository here (run bes init)")
+
+// Config is the repository's plaintext configuration (config.json).
+type Config struct {
+	Version     int            `json:"version"`
+	ID          string         `json:"id"`
+	Created     time.Time      `json:"created"`
+	Disks       []string       `json:"disks"`
+	K           int            `json:"ec_k"`
+	M           int            `json:"ec_m"`
+	PieceSize   int            `json:"ec_piece_size"`
+	PackSize    int64          `json:"pack_size"`
+	ChunkMin    int            `json:"chunk_min"`
+	ChunkAvg    int            `json:"chunk_avg"`
+	ChunkMax    int            `json:"chunk_max"`
+	Compression string         `json:"compression"`
+	Encryption  string         `json:"encryption"`
+}
+
+// InitOptions configures a new repository. Zero values mean defaults.
+type InitOptions struct {
+	Dir         string   // repository directory (config, keys, catalog)
+	Disks       []string // k+m disk directories; default Dir/disks/disk1..disk(k+m)
+	K, M        int      // default 4+2
+	Compression string   // default zstd
+	Encryption  string   // "aes-256-gcm" (default) or "none"
+	KEK         crypt.KEKProvider
+	PackSize    int64
+	PieceSize   int
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// OpenOptions configures Open.
+type OpenOptions struct {
+	Dir     string
+	KEK     crypt.KEKProvider
+	Write   bool   // take the exclusive writer lock
+	Command string // recorded in the lock file
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Repo is an open repository. Methods are safe for concurrent use.
+type Repo struct {
+	dir   string
+	cfg   Config
+	keys  *crypt.Keys
+	set   *ec.Set
+	cat   *catalog.Catalog
+	codec *compress.Codec
+	log   *slog.Logger
+	lock  *writerLock
+	now   func() time.Time
+	cpar  chunker.Params
+}
+
+// keyFile is the on-disk copy of the config and key slots kept on each disk.
+type diskCopy struct {
+	Config Config       `json:"config"`
+	Slots  []crypt.Slot `json:"slots"`
+}
+
+func orDefault[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
+		return d
+	}
+	return v
+}
+
+// Init creates a repository and returns it opened for writing.
+func Init(ctx context.Context, o InitOptions) (*Repo, error) {
+	if o.KEK == nil {
+		return nil, errors.New("init: no key-encryption key provider (password or key file)")
+	}
+	now := nowFunc(o.Now)
+	log := orDefault(o.Logger, slog.Default())
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		return nil, fmt.Errorf("init: %s already holds a repository", dir)
+	}
+	k, m := o.K, o.M
+	if k == 0 && m == 0 {
+		k, m = 4, 2
+	}
+	disks := o.Disks
+	if len(disks) == 0 {
+		for i := 1; i <= k+m; i++ {
+			disks = append(disks, filepath.Join(dir, "disks", fmt.Sprintf("disk%d", i)))
+		}
+	}
+	if len(disks) != k+m {
+		return nil, fmt.Errorf("init: erasure coding %d+%d needs %d disk directories, got %d", k, m, k+m, len(disks))
+	}
+	for i, d := range disks {
+		if disks[i], err = filepath.Abs(d); err != nil {
+			return nil, fmt.Errorf("init: disk %s: %w", d, err)
+		}
+	}
+	comp := orDefault(o.Compression, "zstd")
+	if _, err := compress.ParseAlgo(comp); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	enc := orDefault(o.Encryption, "aes-256-gcm")
+	if enc != "aes-256-gcm" && enc != "none" {
+		return nil, fmt.Errorf("init: encryption %q: want aes-256-gcm or none", enc)
+	}
+	if m == 0 {
+		log.Warn("repository has NO redundancy: a single damaged or lost disk loses data", "ec", fmt.Sprintf("%d+%d", k, m))
+	}
+	cp := chunker.DefaultParams()
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	cfg := Config{
+		Version: formatV1, ID: hex.EncodeToString(idb), Created: now().UTC(), Disks: disks, K: k, M: m,
+		PieceSize: orDefault(o.PieceSize, 512<<10), PackSize: orDefault(o.PackSize, int64(defaultPack)),
+		ChunkMin: cp.Min, ChunkAvg: cp.Avg, ChunkMax: cp.Max, Compression: comp, Encryption: enc,
+	}
+	if _, err := ec.Open(disks, k, m, ec.Options{PieceSize: cfg.PieceSize, Logger: log}); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	master, err := crypt.NewMasterKey()
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	slot, err := crypt.WrapMaster(ctx, o.KEK, master, now())
+	if err != nil {
+		return nil, fmt.Errorf("init: wrap master key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, KeysDir), 0o700); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	sb, _ := json.MarshalIndent(slot, "", "  ")
+	if err := writeFileAtomic(filepath.Join(dir, KeysDir, newID()+".json"), sb, 0o600); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if err := writeDiskCopies(cfg, []crypt.Slot{*slot}); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	cb, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := writeFileAtomic(filepath.Join(dir, ConfigFile), cb, 0o600); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	log.Info("repository created", "dir", dir, "ec", fmt.Sprintf("%d+%d", k, m), "disks", len(disks))
+	return Open(ctx, OpenOptions{Dir: dir, KEK: o.KEK, Write: true, Command: "init", Logger: log, Now: now})
+}
+
+func writeDiskCopies(cfg Config, slots []crypt.Slot) error {
+	b, _ := json.MarshalIndent(diskCopy{Config: cfg, Slots: slots}, "", "  ")
+	for _, d := range cfg.Disks {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(d, DiskCopy), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Open opens an existing repository, unwrapping its master key.
+func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
+	log := orDefault(o.Logger, slog.Default())
+	now := nowFunc(o.Now)
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: %w", err)
+	}
+	cb, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open repository %s: %w", dir, ErrNoRepo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		return nil, fmt.Errorf("open repository %s: config.json: %w", dir, err)
+	}
+	if cfg.Version != formatV1 {
+		return nil, fmt.Errorf("open repository %s: unsupported format version %d", dir, cfg.Version)
+	}
+	if o.KEK == nil {
+		return nil, fmt.Errorf("open repository %s: no password or key file given", dir)
+	}
+	master, err := unwrapAny(ctx, dir, o.KEK)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	keys, err := crypt.DeriveKeys(master)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	r := &Repo{dir: dir, cfg: cfg, keys: keys, codec: compress.New(), log: log, now: now}
+	r.cpar = chunker.Params{Min: cfg.ChunkMin, Avg: cfg.ChunkAvg, Max: cfg.ChunkMax, Seed: keys.ChunkerSeed()}
+	if err := r.cpar.Validate(); err != nil {
+		return nil, fmt.Errorf("open repository %s: chunker: %w", dir, err)
+	}
+	if o.Write {
+		if r.lock, err = acquireLock(filepath.Join(dir, LockFile), o.Command, now()); err != nil {
+			return nil, fmt.Errorf("open repository %s: %w", dir, err)
+		}
+	}
+	r.set, err = ec.Open(cfg.Disks, cfg.K, cfg.M, ec.Options{PieceSize: cfg.PieceSize, Logger: log})
+	if err != nil {
+		r.lock.release()
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	r.cat, err = catalog.Open(ctx, filepath.Join(dir, catalog.FileName))
+	if err != nil {
+		r.lock.release()
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	return r, nil
+}
+
+func unwrapAny(ctx context.Context, dir string, kek crypt.KEKProvider) ([]byte, error) {
+	names, _ := filepath.Glob(filepath.Join(dir, KeysDir, "*.json"))
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no key slots in %s", filepath.Join(dir, KeysDir))
+	}
+	var lastErr error = crypt.ErrWrongKey
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var s crypt.Slot
+		if err := json.Unmarshal(b, &s); err != nil {
+			lastErr = fmt.Errorf("key slot %s: %w", filepath.Base(n), err)
+			continue
+		}
+		if s.Provider != kek.Name() {
+			continue
+		}
+		m, err := crypt.UnwrapMaster(ctx, kek, &s)
+		if err == nil {
+			return m, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// Close releases the catalog and the writer lock.
+func (r *Repo) Close() error {
+	err := r.cat.Close()
+	if lerr := r.lock.release(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// Dir returns the repository directory.
+func (r *Repo) Dir() string { return r.dir }
+
+// Config returns the repository configuration.
+func (r *Repo) Config() Config { return r.cfg }
+
+// Catalog returns the catalog.
+func (r *Repo) Catalog() *catalog.Catalog { return r.cat }
+
+// Keys returns the derived keys.
+func (r *Repo) Keys() *crypt.Keys { return r.keys }
+
+// ChunkerParams returns the keyed content-defined chunking parameters.
+func (r *Repo) ChunkerParams() chunker.Params { return r.cpar }
+
+// Logger returns the repository's logger.
+func (r *Repo) Logger() *slog.Logger { return r.log }
+
+// Now returns the repository clock's time.
+func (r *Repo) Now() time.Time { return r.now() }
+
+func nowFunc(f func() time.Time) func() time.Time {
+	if f == nil {
+		return time.Now
+	}
+	return f
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newPointID returns a time-ordered ID: 48-bit milliseconds then random.
+func newPointID(t time.Time) string {
+	b := make([]byte, 16)
+	rand.Read(b[6:])
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,251 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"bes/store/catalog"
+	"bes/store/compress"
+	"bes/store/crypt"
+	"bes/store/ec"
+	"bes/store/pack"
+)
+
+// SaveStats counts what a Saver stored.
+type SaveStats struct {
+	NewChunks   int64 // blobs written
+	DupChunks   int64 // blobs already stored
+	NewBytes    int64 // plaintext bytes of new blobs
+	StoredBytes int64 // bytes written into packs for new blobs (after compression and encryption)
+}
+
+// Saver writes blobs into packs. Save is safe for concurrent use; Flush
+// makes everything saved so far durable and indexed.
+type Saver struct {
+	r       *Repo
+	algo    compress.Algo
+	encrypt bool
+
+	dmu     sync.Mutex // dedup: pending + catalog check are atomic together
+	pending map[crypt.ID]struct{}
+
+	pmu sync.Mutex // the open pack
+	cur *openPack
+
+	sealSem chan struct{}
+	sealWG  sync.WaitGroup
+	errMu   sync.Mutex
+	err     error
+
+	newChunks, dupChunks, newBytes, storedBytes atomic.Int64
+	bufs                                        sync.Pool
+}
+
+type openPack struct {
+	name    string
+	w       *ec.Writer
+	entries []pack.Entry
+}
+
+// SaverOptions configures a Saver. Zero values mean the repository default.
+type SaverOptions struct {
+	Compression string // zstd | lz4 | none
+	NoEncrypt   bool   // store plaintext (integrity still checked by ID)
+}
+
+// NewSaver starts a write session. The repository must be open for writing.
+func (r *Repo) NewSaver(o SaverOptions) (*Saver, error) {
+	if r.lock == nil {
+		return nil, errors.New("store: repository not opened for writing")
+	}
+	algo, err := compress.ParseAlgo(orDefault(o.Compression, r.cfg.Compression))
+	if err != nil {
+		return nil, err
+	}
+	return &Saver{
+		r: r, algo: algo, encrypt: !o.NoEncrypt && r.cfg.Encryption != "none",
+		pending: make(map[crypt.ID]struct{}), sealSem: make(chan struct{}, 2),
+	}, nil
+}
+
+// Stats returns counters so far.
+func (s *Saver) Stats() SaveStats {
+	return SaveStats{NewChunks: s.newChunks.Load(), DupChunks: s.dupChunks.Load(), NewBytes: s.newBytes.Load(), StoredBytes: s.storedBytes.Load()}
+}
+
+func (s *Saver) setErr(err error) {
+	s.errMu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.errMu.Unlock()
+}
+
+func (s *Saver) failed() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// claim reports whether id must be stored (true) or is already stored or
+// being stored (false). A claimed ID is pending until its pack is indexed.
+func (s *Saver) claim(ctx context.Context, id crypt.ID) (bool, error) {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	if _, ok := s.pending[id]; ok {
+		return false, nil
+	}
+	has, err := s.r.cat.Has(ctx, id)
+	if err != nil || has {
+		return false, err
+	}
+	s.pending[id] = struct{}{}
+	return true, nil
+}
+
+// Has reports whether a blob with this ID is stored or being stored.
+func (s *Saver) Has(ctx context.Context, id crypt.ID) (bool, error) {
+	s.dmu.Lock()
+	_, ok := s.pending[id]
+	s.dmu.Unlock()
+	if ok {
+		return true, nil
+	}
+	return s.r.cat.Has(ctx, id)
+}
+
+type saveBufs struct{ comp, sealed []byte }
+
+// Save stores data as a blob of type typ unless a blob with its ID is
+// already stored, and returns the ID and whether it was new.
+func (s *Saver) Save(ctx context.Context, typ uint8, data []byte) (crypt.ID, bool, error) {
+	if err := s.failed(); err != nil {
+		return crypt.ID{}, false, err
+	}
+	id := s.r.keys.ChunkID(data)
+	isNew, err := s.claim(ctx, id)
+	if err != nil {
+		return id, false, err
+	}
+	if !isNew {
+		s.dupChunks.Add(1)
+		return id, false, nil
+	}
+	b, _ := s.bufs.Get().(*saveBufs)
+	if b == nil {
+		b = &saveBufs{}
+	}
+	defer s.bufs.Put(b)
+	var algo compress.Algo
+	b.comp, algo = s.r.codec.Compress(b.comp, data, s.algo)
+	stored := b.comp
+	flags := uint8(algo)
+	if s.encrypt {
+		b.sealed = s.r.keys.Seal(b.sealed, b.comp, id[:])
+		stored = b.sealed
+		flags |= pack.FlagEncrypted
+	}
+	if err := s.append(ctx, pack.Entry{Type: typ, Flags: flags, ID: id, Length: int64(len(stored)), RawLen: int64(len(data))}, stored); err != nil {
+		s.setErr(err)
+		return id, false, err
+	}
+	s.newChunks.Add(1)
+	s.newBytes.Add(int64(len(data)))
+	s.storedBytes.Add(int64(len(stored)))
+	return id, true, nil
+}
+
+func (s *Saver) append(ctx context.Context, e pack.Entry, stored []byte) error {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if s.cur == nil {
+		name := newID()
+		w, err := s.r.set.NewWriter(name)
+		if err != nil {
+			return fmt.Errorf("store: new pack: %w", err)
+		}
+		s.cur = &openPack{name: name, w: w}
+	}
+	e.Offset = s.cur.w.Len()
+	if _, err := s.cur.w.Write(stored); err != nil {
+		s.cur.w.Abort()
+		s.cur = nil
+		return fmt.Errorf("store: write pack: %w", err)
+	}
+	s.cur.entries = append(s.cur.entries, e)
+	if s.cur.w.Len() >= s.r.cfg.PackSize {
+		s.startSeal(ctx)
+	}
+	return nil
+}
+
+// startSeal hands the open pack to a sealing goroutine. Caller holds pmu.
+func (s *Saver) startSeal(ctx context.Context) {
+	p := s.cur
+	s.cur = nil
+	if p == nil {
+		return
+	}
+	s.sealSem <- struct{}{}
+	s.sealWG.Add(1)
+	go func() {
+		defer func() { <-s.sealSem; s.sealWG.Done() }()
+		if err := s.seal(ctx, p); err != nil {
+			s.setErr(err)
+		}
+	}()
+}
+
+// seal writes the trailer, commits the shards durably, then indexes the
+// pack's blobs and releases them from the pending set (data, then index).
+func (s *Saver) seal(ctx context.Context, p *openPack) error {
+	trailer := pack.AppendTrailer(nil, p.name, p.entries, s.r.keys)
+	trailer = append(trailer, pack.Tail(len(trailer))...)
+	if _, err := p.w.Write(trailer); err != nil {
+		p.w.Abort()
+		return fmt.Errorf("store: seal pack %s: %w", p.name, err)
+	}
+	size := p.w.Len()
+	if err := p.w.Commit(); err != nil {
+		p.w.Abort()
+		return fmt.Errorf("store: seal pack %s: %w", p.name, err)
+	}
+	blobs := make([]catalog.Blob, len(p.entries))
+	for i, e := range p.entries {
+		blobs[i] = catalog.Blob{ID: e.ID, Offset: e.Offset, Length: e.Length, RawLen: e.RawLen, Type: e.Type, Flags: e.Flags}
+	}
+	if err := s.r.cat.AddPack(ctx, catalog.Pack{Name: p.name, Size: size, Blobs: len(blobs), Created: s.r.now()}, blobs); err != nil {
+		return err
+	}
+	s.dmu.Lock()
+	for _, e := range p.entries {
+		delete(s.pending, e.ID)
+	}
+	s.dmu.Unlock()
+	return nil
+}
+
+// Flush seals the open pack and waits until every blob saved so far is
+// durable on the disks and indexed in the catalog.
+func (s *Saver) Flush(ctx context.Context) error {
+	s.pmu.Lock()
+	s.startSeal(ctx)
+	s.pmu.Unlock()
+	s.sealWG.Wait()
+	return s.failed()
+}
+
+// Abort drops the open pack (its temp shards are removed) and waits for
+// seals in flight. Sealed packs stay: their blobs are indexed and reused.
+func (s *Saver) Abort() {
+	s.pmu.Lock()
+	if s.cur != nil {
+		s.cur.w.Abort()
+		s.cur = nil
+	}
+	s.pmu.Unlock()
+	s.sealWG.Wait()
+}

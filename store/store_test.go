@@ -1,0 +1,161 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"bes/store/crypt"
+	"bes/store/pack"
+)
+
+func testRepo(t *testing.T, k, m int) *Repo {
+	t.Helper()
+	dir := t.TempDir()
+	r, err := Init(context.Background(), InitOptions{Dir: filepath.Join(dir, "repo"), K: k, M: m,
+		KEK: crypt.Passphrase([]byte("pw")), PackSize: 1 << 20, PieceSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func randBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func TestSaveLoadDedup(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, 4, 2)
+	s, err := r.NewSaver(SaverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []crypt.ID
+	var blobs [][]byte
+	for i := 0; i < 40; i++ {
+		b := randBytes(uint64(i), 1000+i*997)
+		if i%3 == 0 {
+			b = bytes.Repeat([]byte("compressible "), 5000+i)
+		}
+		id, isNew, err := s.Save(ctx, pack.TypeData, b)
+		if err != nil || !isNew {
+			t.Fatalf("save %d: new=%v err=%v", i, isNew, err)
+		}
+		ids, blobs = append(ids, id), append(blobs, b)
+	}
+	if _, isNew, _ := s.Save(ctx, pack.TypeData, blobs[5]); isNew {
+		t.Fatal("duplicate stored twice in one session")
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		got, err := r.LoadBlob(ctx, id, nil)
+		if err != nil || !bytes.Equal(got, blobs[i]) {
+			t.Fatalf("load %d: %v", i, err)
+		}
+	}
+	s2, _ := r.NewSaver(SaverOptions{})
+	if _, isNew, _ := s2.Save(ctx, pack.TypeData, blobs[7]); isNew {
+		t.Fatal("duplicate of an indexed blob stored again")
+	}
+	st := s.Stats()
+	if st.NewChunks != 40 || st.DupChunks != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := r.LoadBlob(ctx, crypt.ID{1, 2, 3}, nil); !errors.Is(err, ErrMissingChunk) {
+		t.Fatalf("missing chunk: %v", err)
+	}
+}
+
+func TestManifestStreamAndPoint(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, 2, 1)
+	s, _ := r.NewSaver(SaverOptions{})
+	mw := r.NewManifestWriter(ctx, s)
+	data := randBytes(9, 3<<20)
+	mw.Write(data)
+	refs, err := mw.Close()
+	if err != nil || len(refs) < 2 {
+		t.Fatalf("manifest refs %d, %v", len(refs), err)
+	}
+	p, parent, err := r.NewPoint(ctx, KindFile, "h")
+	if err != nil || parent != nil || p.Type != TypeFull {
+		t.Fatalf("first point: %+v %v %v", p, parent, err)
+	}
+	p.Manifest = refs
+	if err := r.CommitPoint(ctx, s, p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.FindPoint(ctx, p.ID[:8])
+	if err != nil || got.ID != p.ID {
+		t.Fatalf("find: %v", err)
+	}
+	rc := r.OpenManifest(ctx, got)
+	back, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("manifest stream differs: %v", err)
+	}
+	p2, parent, err := r.NewPoint(ctx, KindFile, "h")
+	if err != nil || parent == nil || parent.ID != p.ID || p2.Type != TypeIncremental || p2.Chain != p.Chain {
+		t.Fatalf("second point: %+v %v", p2, err)
+	}
+}
+
+func TestWrongPasswordAndLock(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, 1, 0)
+	_, err := Open(ctx, OpenOptions{Dir: r.Dir(), KEK: crypt.Passphrase([]byte("nope"))})
+	if !errors.Is(err, crypt.ErrWrongKey) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	_, err = Open(ctx, OpenOptions{Dir: r.Dir(), KEK: crypt.Passphrase([]byte("pw")), Write: true})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second writer: %v", err)
+	}
+	rd, err := Open(ctx, OpenOptions{Dir: r.Dir(), KEK: crypt.Passphrase([]byte("pw"))})
+	if err != nil {
+		t.Fatalf("reader beside a writer: %v", err)
+	}
+	rd.Close()
+	if _, err := Open(ctx, OpenOptions{Dir: t.TempDir(), KEK: crypt.Passphrase([]byte("pw"))}); !errors.Is(err, ErrNoRepo) {
+		t.Fatalf("no repo: %v", err)
+	}
+}
+
+func TestRebuildCatalog(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, 4, 2)
+	s, _ := r.NewSaver(SaverOptions{})
+	mw := r.NewManifestWriter(ctx, s)
+	mw.Write([]byte("manifest bytes"))
+	refs, _ := mw.Close()
+	p, _, _ := r.NewPoint(ctx, KindFile, "h")
+	p.Manifest = refs
+	id, _, _ := s.Save(ctx, pack.TypeData, randBytes(3, 5<<20))
+	if err := r.CommitPoint(ctx, s, p); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.RebuildCatalog(ctx, nil)
+	if err != nil || rep.Points != 1 || len(rep.Skipped) != 0 {
+		t.Fatalf("rebuild: %+v %v", rep, err)
+	}
+	if _, err := r.LoadBlob(ctx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.FindPoint(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+}
