@@ -54,22 +54,39 @@ type fileRec struct {
 	meta manifest.Entry // without chunks
 }
 
+// fileState is a regular file being restored. Workers create it on its
+// first chunk, write chunks with pwrite, and set its metadata on the open
+// descriptor when its last chunk is in.
+type fileState struct {
+	fileRec
+	mu        sync.Mutex
+	f         *os.File
+	created   bool
+	failed    bool
+	remaining int // chunk targets not yet written
+}
+
 type target struct {
 	file int32
 	off  int64
 }
 
+// maxOpenFiles bounds descriptors kept open between chunks of big files.
+const maxOpenFiles = 256
+
 type restorer struct {
 	repo    *store.Repo
 	root    *os.Root
 	o       RestoreOptions
-	files   []fileRec
+	files   []*fileState
 	dirs    []fileRec
 	links   []fileRec
+	made    map[string]bool // directories known to exist; true when this restore created them
 	plan    map[crypt.ID][]target
 	sum     RestoreSummary
 	errMu   sync.Mutex
 	written atomic.Int64
+	open    atomic.Int64
 	asRoot  bool
 }
 
@@ -87,19 +104,17 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 		return nil, fmt.Errorf("restore: target: %w", err)
 	}
 	defer root.Close()
-	r := &restorer{repo: repo, root: root, o: o, plan: map[crypt.ID][]target{}, asRoot: os.Geteuid() == 0}
+	r := &restorer{repo: repo, root: root, o: o, plan: map[crypt.ID][]target{}, made: map[string]bool{}, asRoot: os.Geteuid() == 0}
 	incl, err := normIncludes(o.Includes)
 	if err != nil {
 		return nil, err
 	}
 	var total int64
 	err = repo.WalkManifest(ctx, p, func(e *manifest.Entry) error {
-		if !included(incl, e.Path) {
-			return nil
+		if included(incl, e.Path) {
+			total += r.plan1(e)
 		}
-		n, err := r.create(e)
-		total += n
-		return err
+		return nil
 	})
 	if err != nil {
 		return &r.sum, fmt.Errorf("restore: %w", err)
@@ -153,69 +168,87 @@ func (r *restorer) addErr(format string, args ...any) {
 	r.errMu.Unlock()
 }
 
-// create makes directories at once and files empty but full-sized (so
-// all-zero chunks stay holes), and plans their chunks. It returns the bytes
-// planned.
-func (r *restorer) create(e *manifest.Entry) (int64, error) {
+// mkdir makes sure directory p exists and records whether this restore
+// created it (nothing can pre-exist inside a directory we created).
+func (r *restorer) mkdir(p string) error {
+	if _, ok := r.made[p]; ok {
+		return nil
+	}
+	if parent := path.Dir(p); parent != "." {
+		if err := r.mkdir(parent); err != nil {
+			return err
+		}
+	}
+	err := r.root.Mkdir(p, 0o700)
+	switch {
+	case err == nil:
+		r.made[p] = true
+	case errors.Is(err, fs.ErrExist):
+		fi, lerr := r.root.Lstat(p)
+		if lerr != nil {
+			return lerr
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory", p)
+		}
+		r.made[p] = false
+	default:
+		return err
+	}
+	return nil
+}
+
+// plan1 records one manifest entry: directories are made at once, files
+// and their chunks are planned for the workers, symlinks wait for the end.
+// It returns the bytes planned.
+func (r *restorer) plan1(e *manifest.Entry) int64 {
 	meta := *e
 	meta.Chunks = nil
 	switch e.Kind {
 	case manifest.KindDir:
-		if err := r.root.MkdirAll(e.Path, 0o700); err != nil {
+		if err := r.mkdir(e.Path); err != nil {
 			r.addErr("%s: %v", e.Path, err)
-			return 0, nil
+			return 0
 		}
 		r.dirs = append(r.dirs, fileRec{e.Path, meta})
 		r.sum.Dirs++
-		return 0, nil
+		return 0
 	case manifest.KindSymlink:
 		r.links = append(r.links, fileRec{e.Path, meta})
-		return 0, nil
+		return 0
 	case manifest.KindFile:
 	default:
 		r.addErr("%s: %s not restored (special file)", e.Path, e.Kind)
-		return 0, nil
+		return 0
 	}
-	if dir := path.Dir(e.Path); dir != "." {
-		if err := r.root.MkdirAll(dir, 0o700); err != nil {
+	dir := path.Dir(e.Path)
+	if dir != "." {
+		if err := r.mkdir(dir); err != nil {
 			r.addErr("%s: %v", e.Path, err)
-			return 0, nil
+			return 0
 		}
 	}
-	if fi, err := r.root.Lstat(e.Path); err == nil {
-		if !r.o.Overwrite || fi.IsDir() {
-			r.sum.Skipped = append(r.sum.Skipped, e.Path)
-			return 0, nil
+	if dir == "." || !r.made[dir] { // the directory was there before: look before writing
+		if fi, err := r.root.Lstat(e.Path); err == nil {
+			if !r.o.Overwrite || fi.IsDir() {
+				r.sum.Skipped = append(r.sum.Skipped, e.Path)
+				return 0
+			}
+			if err := r.root.Remove(e.Path); err != nil {
+				r.addErr("%s: %v", e.Path, err)
+				return 0
+			}
 		}
-		if err := r.root.Remove(e.Path); err != nil {
-			r.addErr("%s: %v", e.Path, err)
-			return 0, nil
-		}
-	}
-	f, err := r.root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		r.addErr("%s: %v", e.Path, err)
-		return 0, nil
-	}
-	if e.Size > 0 {
-		err = f.Truncate(e.Size)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		r.addErr("%s: %v", e.Path, err)
-		return 0, nil
 	}
 	idx := int32(len(r.files))
-	r.files = append(r.files, fileRec{e.Path, meta})
+	r.files = append(r.files, &fileState{fileRec: fileRec{e.Path, meta}, remaining: len(e.Chunks)})
 	r.sum.Files++
 	var off int64
 	for _, c := range e.Chunks {
 		r.plan[c.ID] = append(r.plan[c.ID], target{idx, off})
 		off += int64(c.Size)
 	}
-	return e.Size, nil
+	return e.Size
 }
 
 func (r *restorer) progress(ctx context.Context, total int64, start time.Time) func() {
@@ -247,15 +280,14 @@ func (r *restorer) progress(ctx context.Context, total int64, start time.Time) f
 }
 
 // writeData groups the planned chunks by pack and has workers read each
-// pack once, in offset order, writing every chunk to all its targets.
+// pack once, in offset order, writing every chunk to all its targets; then
+// the files without data are created, also in parallel.
 func (r *restorer) writeData(ctx context.Context) error {
 	byPack := map[string][]catalog.Location{}
-	for id := range r.plan {
+	for id, ts := range r.plan {
 		l, err := r.repo.Lookup(ctx, id)
 		if err != nil {
-			for _, t := range r.plan[id] {
-				r.addErr("%s: %v", r.files[t.file].path, err)
-			}
+			r.chunkFailed(ts, err)
 			continue
 		}
 		byPack[l.Pack] = append(byPack[l.Pack], l)
@@ -265,43 +297,72 @@ func (r *restorer) writeData(ctx context.Context) error {
 		packs = append(packs, p)
 	}
 	sort.Strings(packs)
+	err := r.parallel(ctx, len(packs), func(i int) error {
+		pk := packs[i]
+		return r.repo.ReadPackBlobs(ctx, pk, byPack[pk], r.writeChunk, func(l catalog.Location, err error) error {
+			r.chunkFailed(r.plan[crypt.ID(l.ID)], err)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return r.parallel(ctx, len(r.files), func(i int) error {
+		fs := r.files[i]
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		if !fs.created && !fs.failed && r.openFile(fs) {
+			r.closeFile(fs)
+		}
+		return nil
+	})
+}
+
+// parallel runs fn(0..n-1) on the restore workers; the first error stops it.
+func (r *restorer) parallel(ctx context.Context, n int, fn func(i int) error) error {
 	workers := r.o.Workers
 	if workers <= 0 {
 		workers = max(2, runtime.GOMAXPROCS(0))
 	}
-	ch := make(chan string)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	var firstErr error
 	var once sync.Once
+	var firstErr error
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for pk := range ch {
-				err := r.repo.ReadPackBlobs(ctx, pk, byPack[pk], r.writeChunk, func(l catalog.Location, err error) error {
-					for _, t := range r.plan[crypt.ID(l.ID)] {
-						r.addErr("%s: %v", r.files[t.file].path, err)
-					}
-					return nil
-				})
-				if err != nil {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
 					once.Do(func() { firstErr = err })
+					return
 				}
 			}
 		}()
 	}
-	for _, p := range packs {
-		select {
-		case ch <- p:
-		case <-ctx.Done():
-		}
-	}
-	close(ch)
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+func (r *restorer) chunkFailed(ts []target, err error) {
+	for _, t := range ts {
+		fs := r.files[t.file]
+		r.addErr("%s: %v", fs.path, err)
+		fs.mu.Lock()
+		fs.failed = true
+		fs.remaining--
+		if fs.remaining == 0 && fs.f != nil {
+			r.closeFile(fs)
+		}
+		fs.mu.Unlock()
+	}
 }
 
 func allZero(b []byte) bool {
@@ -319,36 +380,69 @@ func allZero(b []byte) bool {
 	return true
 }
 
-func (r *restorer) writeChunk(l catalog.Location, data []byte) error {
-	ts := r.plan[crypt.ID(l.ID)]
-	if allZero(data) { // files were pre-sized: leave a hole
-		r.written.Add(int64(len(data) * len(ts)))
-		return nil
+// openFile creates (first time) or reopens a file; caller holds fs.mu.
+func (r *restorer) openFile(fs *fileState) bool {
+	flags := os.O_WRONLY
+	if !fs.created {
+		flags |= os.O_CREATE | os.O_EXCL
 	}
-	for _, t := range ts {
-		fr := &r.files[t.file]
-		f, err := r.root.OpenFile(fr.path, os.O_WRONLY, 0)
-		if err == nil {
-			_, err = f.WriteAt(data, t.off)
-			if cerr := f.Close(); err == nil {
-				err = cerr
+	f, err := r.root.OpenFile(fs.path, flags, 0o600)
+	if err == nil && !fs.created && fs.meta.Size > 0 {
+		err = f.Truncate(fs.meta.Size) // pre-sized: all-zero chunks stay holes
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		r.addErr("%s: %v", fs.path, err)
+		fs.failed = true
+		return false
+	}
+	fs.f, fs.created = f, true
+	r.open.Add(1)
+	return true
+}
+
+// closeFile sets the file's owner, mode and times on its descriptor and
+// closes it (or just closes it when it failed); caller holds fs.mu.
+func (r *restorer) closeFile(fs *fileState) {
+	if fs.remaining == 0 && !fs.failed {
+		if err := setFileMeta(fs.f, &fs.meta, r.asRoot); err != nil {
+			r.addErr("%s: %v", fs.path, err)
+		}
+	}
+	if err := fs.f.Close(); err != nil {
+		r.addErr("%s: %v", fs.path, err)
+	}
+	fs.f = nil
+	r.open.Add(-1)
+}
+
+func (r *restorer) writeChunk(l catalog.Location, data []byte) error {
+	zero := allZero(data)
+	for _, t := range r.plan[crypt.ID(l.ID)] {
+		fs := r.files[t.file]
+		fs.mu.Lock()
+		if !fs.failed && (fs.f != nil || r.openFile(fs)) {
+			if !zero {
+				if _, err := fs.f.WriteAt(data, t.off); err != nil {
+					r.addErr("%s: %v", fs.path, err)
+					fs.failed = true
+				}
 			}
+			r.written.Add(int64(len(data)))
 		}
-		if err != nil {
-			r.addErr("%s: %v", fr.path, err)
-			continue
+		fs.remaining--
+		if fs.f != nil && (fs.remaining == 0 || r.open.Load() > maxOpenFiles) {
+			r.closeFile(fs)
 		}
-		r.written.Add(int64(len(data)))
+		fs.mu.Unlock()
 	}
 	return nil
 }
 
-// finish sets file metadata, creates symlinks, then sets directory
-// metadata deepest first.
+// finish creates symlinks, then sets directory metadata deepest first.
 func (r *restorer) finish() {
-	for i := range r.files {
-		r.setMeta(&r.files[i], false)
-	}
 	for i := range r.links {
 		l := &r.links[i]
 		if _, err := r.root.Lstat(l.path); err == nil {
@@ -359,7 +453,10 @@ func (r *restorer) finish() {
 			r.root.Remove(l.path)
 		}
 		if dir := path.Dir(l.path); dir != "." {
-			r.root.MkdirAll(dir, 0o700)
+			if err := r.mkdir(dir); err != nil {
+				r.addErr("%s: %v", l.path, err)
+				continue
+			}
 		}
 		if err := r.root.Symlink(l.meta.Target, l.path); err != nil {
 			r.addErr("%s: %v", l.path, err)
@@ -371,31 +468,32 @@ func (r *restorer) finish() {
 		r.sum.Symlinks++
 	}
 	for i := len(r.dirs) - 1; i >= 0; i-- {
-		r.setMeta(&r.dirs[i], true)
+		d := &r.dirs[i]
+		if r.asRoot {
+			if err := r.root.Lchown(d.path, int(d.meta.UID), int(d.meta.GID)); err != nil {
+				r.addErr("%s: chown: %v", d.path, err)
+			}
+		}
+		if err := r.root.Chmod(d.path, fileMode(d.meta.Mode)); err != nil {
+			r.addErr("%s: chmod: %v", d.path, err)
+		}
+		mt := time.Unix(0, d.meta.MTime)
+		if err := r.root.Chtimes(d.path, mt, mt); err != nil {
+			r.addErr("%s: chtimes: %v", d.path, err)
+		}
 	}
 }
 
-func (r *restorer) setMeta(fr *fileRec, dir bool) {
-	if r.asRoot {
-		if err := r.root.Lchown(fr.path, int(fr.meta.UID), int(fr.meta.GID)); err != nil {
-			r.addErr("%s: chown: %v", fr.path, err)
-		}
-	}
-	mode := fs.FileMode(fr.meta.Mode & 0o777)
-	if fr.meta.Mode&0o4000 != 0 {
+func fileMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
 		mode |= fs.ModeSetuid
 	}
-	if fr.meta.Mode&0o2000 != 0 {
+	if m&0o2000 != 0 {
 		mode |= fs.ModeSetgid
 	}
-	if fr.meta.Mode&0o1000 != 0 {
+	if m&0o1000 != 0 {
 		mode |= fs.ModeSticky
 	}
-	if err := r.root.Chmod(fr.path, mode); err != nil {
-		r.addErr("%s: chmod: %v", fr.path, err)
-	}
-	mt := time.Unix(0, fr.meta.MTime)
-	if err := r.root.Chtimes(fr.path, mt, mt); err != nil {
-		r.addErr("%s: chtimes: %v", fr.path, err)
-	}
+	return mode
 }

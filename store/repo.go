@@ -36,19 +36,19 @@ var ErrNoRepo = errors.New("no repository here (run bes init)")
 
 // Config is the repository's plaintext configuration (config.json).
 type Config struct {
-	Version     int            `json:"version"`
-	ID          string         `json:"id"`
-	Created     time.Time      `json:"created"`
-	Disks       []string       `json:"disks"`
-	K           int            `json:"ec_k"`
-	M           int            `json:"ec_m"`
-	PieceSize   int            `json:"ec_piece_size"`
-	PackSize    int64          `json:"pack_size"`
-	ChunkMin    int            `json:"chunk_min"`
-	ChunkAvg    int            `json:"chunk_avg"`
-	ChunkMax    int            `json:"chunk_max"`
-	Compression string         `json:"compression"`
-	Encryption  string         `json:"encryption"`
+	Version     int       `json:"version"`
+	ID          string    `json:"id"`
+	Created     time.Time `json:"created"`
+	Disks       []string  `json:"disks"`
+	K           int       `json:"ec_k"`
+	M           int       `json:"ec_m"`
+	PieceSize   int       `json:"ec_piece_size"`
+	PackSize    int64     `json:"pack_size"`
+	ChunkMin    int       `json:"chunk_min"`
+	ChunkAvg    int       `json:"chunk_avg"`
+	ChunkMax    int       `json:"chunk_max"`
+	Compression string    `json:"compression"`
+	Encryption  string    `json:"encryption"`
 }
 
 // InitOptions configures a new repository. Zero values mean defaults.

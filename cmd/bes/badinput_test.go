@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,7 +114,15 @@ func TestFullDisk(t *testing.T) {
 	genTree(t, src, 51, 10, 4<<20)
 	id := r.backup(src)
 	big := filepath.Join(base, "big")
-	genTree(t, big, 52, 10, 150<<20)
+	os.MkdirAll(big, 0o755)
+	f, err := os.Create(filepath.Join(big, "random.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, 160<<20); err != nil { // incompressible: a quarter lands on the small disk
+		t.Fatal(err)
+	}
+	f.Close()
 	_, errOut, code := r.run("backup", big, "--host", "h1")
 	if code == 0 {
 		t.Fatal("backup onto a full disk succeeded")

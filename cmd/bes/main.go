@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"golang.org/x/term"
@@ -15,6 +16,12 @@ import (
 )
 
 func main() {
+	if path := os.Getenv("BES_CPUPROFILE"); path != "" { // developer aid: go tool pprof
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, os.Args[1:], cli.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
@@ -24,5 +31,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bes: %v\n", err)
 	}
-	os.Exit(cli.ExitCode(err))
+	code := cli.ExitCode(err)
+	if code != 0 {
+		pprof.StopCPUProfile()
+		os.Exit(code)
+	}
 }
