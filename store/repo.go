@@ -244,6 +244,9 @@ func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
 		r.lock.release()
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
+	if r.lock != nil {
+		r.set.SweepTemp() // only the single writer may
+	}
 	r.cat, err = catalog.Open(ctx, filepath.Join(dir, catalog.FileName))
 	if err != nil {
 		r.lock.release()

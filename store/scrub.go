@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"bes/store/catalog"
 	"bes/store/crypt"
@@ -34,21 +35,35 @@ func (s *ScrubReport) Healthy(repair bool) bool {
 }
 
 // OpenSet opens the erasure-coded disk set of a repository from its
-// config alone: no key is needed to scrub and repair.
-func OpenSet(dir string) (*ec.Set, Config, error) {
+// config alone: no key is needed to scrub and repair. With write it takes
+// the writer lock; the returned func releases it.
+func OpenSet(dir string, write bool) (*ec.Set, func(), error) {
 	var cfg Config
 	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, cfg, fmt.Errorf("open repository %s: %w", dir, ErrNoRepo)
+		return nil, nil, fmt.Errorf("open repository %s: %w", dir, ErrNoRepo)
 	}
 	if err != nil {
-		return nil, cfg, fmt.Errorf("open repository %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, cfg, fmt.Errorf("open repository %s: config.json: %w", dir, err)
+		return nil, nil, fmt.Errorf("open repository %s: config.json: %w", dir, err)
+	}
+	var lock *writerLock
+	if write {
+		if lock, err = acquireLock(filepath.Join(dir, LockFile), "scrub", time.Now()); err != nil {
+			return nil, nil, fmt.Errorf("open repository %s: %w", dir, err)
+		}
 	}
 	set, err := ec.Open(cfg.Disks, cfg.K, cfg.M, ec.Options{PieceSize: cfg.PieceSize})
-	return set, cfg, err
+	if err != nil {
+		lock.release()
+		return nil, nil, err
+	}
+	if write {
+		set.SweepTemp()
+	}
+	return set, func() { lock.release() }, nil
 }
 
 // ScrubSet checks every shard and parity of every pack on the set and,
@@ -116,11 +131,10 @@ func (r *Repo) repairDiskCopies() error {
 		if _, err := os.Stat(filepath.Join(d, DiskCopy)); err == nil {
 			continue
 		}
-		if err := writeDiskCopies(Config{Disks: []string{d}}, nil); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
-		c := r.cfg
-		b, _ := json.MarshalIndent(diskCopy{Config: c, Slots: slots}, "", "  ")
+		b, _ := json.MarshalIndent(diskCopy{Config: r.cfg, Slots: slots}, "", "  ")
 		if err := writeFileAtomic(filepath.Join(d, DiskCopy), b, 0o600); err != nil {
 			return err
 		}

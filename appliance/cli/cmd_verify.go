@@ -87,10 +87,11 @@ func scrubCmd(g *globals) *cobra.Command {
 				if derr != nil {
 					return derr
 				}
-				set, _, oerr := store.OpenSet(dir)
+				set, release, oerr := store.OpenSet(dir, repair)
 				if oerr != nil {
 					return oerr
 				}
+				defer release()
 				fmt.Fprintln(g.env.Stderr, "no key given: scrubbing shards and parity only (files hit by damage are not named)")
 				if rep, err = store.ScrubSet(ctx, set, repair, nil); err != nil {
 					return err

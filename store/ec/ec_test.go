@@ -715,14 +715,20 @@ func TestMisc(t *testing.T) {
 	if f := tmpFiles(t, dirs); len(f) != 0 {
 		t.Fatalf("temp files after Abort: %v", f)
 	}
-	// Stale temp files are swept at Open; other files are left alone.
+	// Open never sweeps (a reader must not delete a running writer's temp
+	// files); SweepTemp removes stale temp files and leaves others alone.
 	stale := filepath.Join(dirs[0], "tmp", name+".0.1234"+tmpSuffix)
 	other := filepath.Join(dirs[0], "tmp", "keep")
 	os.WriteFile(stale, []byte("x"), 0o600)
 	os.WriteFile(other, []byte("x"), 0o600)
-	if _, err := Open(dirs, 3, 1, Options{PieceSize: testPiece, Logger: quietLogger()}); err != nil {
+	s1, err := Open(dirs, 3, 1, Options{PieceSize: testPiece, Logger: quietLogger()})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatal("Open swept a temp file")
+	}
+	s1.SweepTemp()
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal("stale temp file not swept")
 	}

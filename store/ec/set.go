@@ -144,10 +144,16 @@ func Open(dirs []string, k, m int, opt Options) (*Set, error) {
 	s.openFile = func(path string) (shardFile, error) {
 		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	}
-	for _, d := range clean {
+	return s, nil
+}
+
+// SweepTemp removes temp files left by writers that died. Only the
+// repository's single writer may call it (a reader sweeping would delete a
+// running writer's temp shards).
+func (s *Set) SweepTemp() {
+	for _, d := range s.dirs {
 		s.sweepTmp(d)
 	}
-	return s, nil
 }
 
 // K returns the number of data shards.
