@@ -72,7 +72,7 @@ type backup struct {
 	ex    *excluder
 	cpar  chunker.Params
 
-	files, dirs, bytes, read, errs atomic.Int64
+	files, dirs, bytes, read, errs, unchanged atomic.Int64
 	bufs                           sync.Pool
 }
 
@@ -126,7 +126,7 @@ func Backup(ctx context.Context, repo *store.Repo, o BackupOptions) (*store.Poin
 	pt.Stats = store.PointStats{
 		Files: b.files.Load(), Dirs: b.dirs.Load(), Bytes: b.bytes.Load(), BytesRead: b.read.Load(),
 		NewBytes: st.NewBytes, Stored: st.StoredBytes, NewChunks: st.NewChunks, Errors: b.errs.Load(),
-		Seconds: time.Since(start).Seconds(),
+		Seconds: time.Since(start).Seconds(), Unchanged: b.unchanged.Load(),
 	}
 	if err := repo.CommitPoint(ctx, saver, pt); err != nil {
 		saver.Abort()
@@ -298,6 +298,7 @@ func (b *backup) emit(ctx context.Context, abs string, j *joiner, items, files c
 		if it.e.Kind == manifest.KindFile {
 			if old := j.find(rel); old != nil && unchanged(old, &it.e) {
 				it.e.Chunks = append([]manifest.ChunkRef(nil), old.Chunks...)
+				b.unchanged.Add(1)
 			} else if it.e.Size > 0 {
 				it.read = true
 			}

@@ -110,14 +110,23 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 		return nil, err
 	}
 	var total int64
+	matched := make([]bool, len(incl))
 	err = repo.WalkManifest(ctx, p, func(e *manifest.Entry) error {
 		if included(incl, e.Path) {
 			total += r.plan1(e)
+			for i, in := range incl {
+				matched[i] = matched[i] || e.Path == in || strings.HasPrefix(e.Path, in+"/")
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return &r.sum, fmt.Errorf("restore: %w", err)
+	}
+	for i, ok := range matched {
+		if !ok {
+			return &r.sum, fmt.Errorf("restore: --include /%s matches nothing in point %s", incl[i], p.ID)
+		}
 	}
 	stop := r.progress(ctx, total, start)
 	err = r.writeData(ctx)

@@ -70,7 +70,7 @@ type Point struct {
 // it is an incremental whose parent is the host's latest point.
 func (r *Repo) NewPoint(ctx context.Context, kind, host string) (*Point, *Point, error) {
 	now := r.now().UTC()
-	p := &Point{ID: newPointID(now), Kind: kind, Host: host, Started: now, Status: "running"}
+	p := &Point{ID: newPointID(), Kind: kind, Host: host, Started: now, Status: "running"}
 	parent, err := r.LatestPoint(ctx, host, kind)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):

@@ -328,14 +328,6 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// newPointID returns a time-ordered ID: 48-bit milliseconds then random.
-func newPointID(t time.Time) string {
-	b := make([]byte, 16)
-	rand.Read(b[6:])
-	ms := uint64(t.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	return hex.EncodeToString(b)
-}
+// newPointID returns a random ID: any 8-character prefix is almost surely
+// unique, so people can use short IDs (points sort by time, not by ID).
+func newPointID() string { return newID() }

@@ -53,7 +53,7 @@ func backupCmd(g *globals) *cobra.Command {
 			s := p.Stats
 			sum := backupSummary{PointID: p.ID, Host: p.Host, Type: p.Type, Parent: p.Parent, Files: s.Files, Dirs: s.Dirs,
 				Bytes: s.Bytes, BytesRead: s.BytesRead, NewBytes: s.NewBytes, BytesStored: s.Stored,
-				Seconds: s.Seconds, Errors: s.Errors}
+				Seconds: s.Seconds, Errors: s.Errors, Unchanged: s.Unchanged}
 			if s.Seconds > 0 {
 				sum.MBps = float64(s.Bytes) / 1e6 / s.Seconds
 			}

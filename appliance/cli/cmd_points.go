@@ -61,7 +61,7 @@ func pointsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.env.Stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTIME\tHOST\tKIND\tTYPE\tSTATUS\tVERIFY\tSIZE\tPATHS")
 			for _, p := range out {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID[:12], p.Time.Local().Format("2006-01-02 15:04:05"),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID[:8], p.Time.Local().Format("2006-01-02 15:04:05"),
 					p.Host, p.Kind, p.Type, p.Status, p.VerifyStatus, fmtBytes(p.Bytes), strings.Join(p.Paths, ","))
 			}
 			tw.Flush()

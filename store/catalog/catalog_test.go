@@ -335,8 +335,8 @@ func TestPoints(t *testing.T) {
 		{"zzzz", "", ErrNotFound},
 		{"", "", ErrNotFound},
 		{"aaaa11111", "", ErrNotFound}, // longer than any ID
-		{"ab_d", "", ErrNotFound},      // '_' is not a wildcard (and ab_d0000 is not found by prefix)
-		{"ab%d", "", ErrNotFound},      // '%' is not a wildcard
+		{"ab_d", "ab_d0000", nil},      // a plain prefix, '_' is no wildcard
+		{"ab%d", "ab%d0000", nil},      // a plain prefix, '%' is no wildcard
 		{"aa%", "", ErrNotFound},
 		{"aaa_", "", ErrNotFound}, // would match aaaa1111 and aaaa2222 as a LIKE pattern
 		{"ab_d0000", "ab_d0000", nil},

@@ -45,7 +45,7 @@ func (c *Catalog) AddPack(ctx context.Context, p Pack, blobs []Blob) error {
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO packs(name, size, blobs, created) VALUES(?,?,?,?) ON CONFLICT(name) DO NOTHING`,
-		p.Name, p.Size, p.Blobs, p.Created.UnixNano()); err != nil {
+		p.Name, p.Size, p.Blobs, timeNS(p.Created)); err != nil {
 		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
 	}
 	var pid int64
@@ -107,7 +107,7 @@ func (c *Catalog) Packs(ctx context.Context) ([]Pack, error) {
 		if err := rows.Scan(&p.Name, &p.Size, &p.Blobs, &ns); err != nil {
 			return nil, fmt.Errorf("catalog: list packs: %w", err)
 		}
-		p.Created = time.Unix(0, ns)
+		p.Created = nsTime(ns)
 		out = append(out, p)
 	}
 	return out, rows.Err()

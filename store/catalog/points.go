@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -40,7 +39,7 @@ func (c *Catalog) AddPoint(ctx context.Context, p Point) error {
 	}
 	_, err := c.db.ExecContext(ctx, `INSERT INTO points(`+pointCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO NOTHING`,
-		p.ID, p.Kind, p.Host, p.Chain, p.Parent, p.Type, p.Status, p.Started.UnixNano(), p.Finished.UnixNano(),
+		p.ID, p.Kind, p.Host, p.Chain, p.Parent, p.Type, p.Status, timeNS(p.Started), timeNS(p.Finished),
 		p.Files, p.Bytes, p.NewBytes, p.StoredBytes, p.VerifyStatus, timeNS(p.VerifiedAt), p.Doc)
 	if err != nil {
 		return fmt.Errorf("catalog: add point %s: %w", p.ID, err)
@@ -55,15 +54,20 @@ func timeNS(t time.Time) int64 {
 	return t.UnixNano()
 }
 
+// nsTime is the inverse of timeNS: 0 is the zero time.
+func nsTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 func scanPoint(sc interface{ Scan(...any) error }) (Point, error) {
 	var p Point
 	var st, fin, ver int64
 	err := sc.Scan(&p.ID, &p.Kind, &p.Host, &p.Chain, &p.Parent, &p.Type, &p.Status, &st, &fin,
 		&p.Files, &p.Bytes, &p.NewBytes, &p.StoredBytes, &p.VerifyStatus, &ver, &p.Doc)
-	p.Started, p.Finished = time.Unix(0, st), time.Unix(0, fin)
-	if ver != 0 {
-		p.VerifiedAt = time.Unix(0, ver)
-	}
+	p.Started, p.Finished, p.VerifiedAt = nsTime(st), nsTime(fin), nsTime(ver)
 	return p, err
 }
 
@@ -114,10 +118,10 @@ func (c *Catalog) Point(ctx context.Context, idOrPrefix string) (Point, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("catalog: point %s: %w", idOrPrefix, err)
 	}
-	if len(idOrPrefix) < 4 || strings.ContainsAny(idOrPrefix, "%_") {
+	if len(idOrPrefix) < 4 {
 		return p, fmt.Errorf("point %q: %w", idOrPrefix, ErrNotFound)
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT `+pointCols+` FROM points WHERE id LIKE ? LIMIT 2`, idOrPrefix+"%")
+	rows, err := c.db.QueryContext(ctx, `SELECT `+pointCols+` FROM points WHERE substr(id, 1, ?) = ? LIMIT 2`, len(idOrPrefix), idOrPrefix)
 	if err != nil {
 		return p, fmt.Errorf("catalog: point %s: %w", idOrPrefix, err)
 	}
@@ -155,9 +159,12 @@ func (c *Catalog) LatestPoint(ctx context.Context, host, kind string) (Point, er
 
 // SetVerifyStatus records the outcome of a verification.
 func (c *Catalog) SetVerifyStatus(ctx context.Context, id, status string, at time.Time) error {
-	_, err := c.db.ExecContext(ctx, `UPDATE points SET verify_status = ?, verified_at = ? WHERE id = ?`, status, at.UnixNano(), id)
+	res, err := c.db.ExecContext(ctx, `UPDATE points SET verify_status = ?, verified_at = ? WHERE id = ?`, status, timeNS(at), id)
 	if err != nil {
 		return fmt.Errorf("catalog: set verify status of %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("point %q: %w", id, ErrNotFound)
 	}
 	return nil
 }
