@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"bes/store"
@@ -27,6 +28,7 @@ type RestoreOptions struct {
 	Includes  []string // manifest paths (leading '/' allowed); empty means everything
 	Overwrite bool     // replace existing files; without it an existing file is never touched
 	Workers   int      // default max(2, GOMAXPROCS)
+	Buffered  bool     // never use O_DIRECT for large files
 	Progress  func(RestoreProgress)
 	Logger    *slog.Logger
 }
@@ -63,7 +65,9 @@ type fileState struct {
 	f         *os.File
 	created   bool
 	failed    bool
-	remaining int // chunk targets not yet written
+	remaining int                     // chunk targets not yet written
+	direct    bool                    // written with O_DIRECT (see direct.go)
+	partial   map[int64]*partialBlock // direct: unaligned block edges not yet complete
 }
 
 type target struct {
@@ -250,7 +254,8 @@ func (r *restorer) plan1(e *manifest.Entry) int64 {
 		}
 	}
 	idx := int32(len(r.files))
-	r.files = append(r.files, &fileState{fileRec: fileRec{e.Path, meta}, remaining: len(e.Chunks)})
+	r.files = append(r.files, &fileState{fileRec: fileRec{e.Path, meta}, remaining: len(e.Chunks),
+		direct: !r.o.Buffered && e.Size >= directMin})
 	r.sum.Files++
 	var off int64
 	for _, c := range e.Chunks {
@@ -395,7 +400,14 @@ func (r *restorer) openFile(fs *fileState) bool {
 	if !fs.created {
 		flags |= os.O_CREATE | os.O_EXCL
 	}
+	if fs.direct {
+		flags |= syscall.O_DIRECT
+	}
 	f, err := r.root.OpenFile(fs.path, flags, 0o600)
+	if fs.direct && isDirectUnsupported(err) {
+		fs.direct = false
+		return r.openFile(fs)
+	}
 	if err == nil && !fs.created && fs.meta.Size > 0 {
 		err = f.Truncate(fs.meta.Size) // pre-sized: all-zero chunks stay holes
 	}
@@ -415,6 +427,12 @@ func (r *restorer) openFile(fs *fileState) bool {
 // closeFile sets the file's owner, mode and times on its descriptor and
 // closes it (or just closes it when it failed); caller holds fs.mu.
 func (r *restorer) closeFile(fs *fileState) {
+	if fs.direct && !fs.failed {
+		if err := r.finishDirect(fs); err != nil {
+			r.addErr("%s: %v", fs.path, err)
+			fs.failed = true
+		}
+	}
 	if fs.remaining == 0 && !fs.failed {
 		if err := setFileMeta(fs.f, &fs.meta, r.asRoot); err != nil {
 			r.addErr("%s: %v", fs.path, err)
@@ -433,16 +451,21 @@ func (r *restorer) writeChunk(l catalog.Location, data []byte) error {
 		fs := r.files[t.file]
 		fs.mu.Lock()
 		if !fs.failed && (fs.f != nil || r.openFile(fs)) {
-			if !zero {
-				if _, err := fs.f.WriteAt(data, t.off); err != nil {
-					r.addErr("%s: %v", fs.path, err)
-					fs.failed = true
-				}
+			var err error
+			switch {
+			case fs.direct:
+				err = r.writeDirect(fs, t.off, data, zero)
+			case !zero:
+				_, err = fs.f.WriteAt(data, t.off)
+			}
+			if err != nil {
+				r.addErr("%s: %v", fs.path, err)
+				fs.failed = true
 			}
 			r.written.Add(int64(len(data)))
 		}
 		fs.remaining--
-		if fs.f != nil && (fs.remaining == 0 || r.open.Load() > maxOpenFiles) {
+		if fs.f != nil && (fs.remaining == 0 || (!fs.direct && r.open.Load() > maxOpenFiles)) {
 			r.closeFile(fs)
 		}
 		fs.mu.Unlock()

@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"bes/store/manifest"
+)
+
+// Chunks of odd sizes, in random order, some all-zero, written through the
+// O_DIRECT path, give back the file exactly (and the buffered fallback too).
+func TestDirectWriterRandomChunks(t *testing.T) {
+	for _, tc := range []struct {
+		size     int
+		buffered bool
+	}{{1 << 20, false}, {3<<20 + 1, false}, {5<<20 + 4095, false}, {4 << 20, false}, {2<<20 + 17, true}} {
+		rng := rand.New(rand.NewPCG(uint64(tc.size), 3))
+		want := make([]byte, tc.size)
+		type piece struct{ off, n int }
+		var pieces []piece
+		for off := 0; off < tc.size; {
+			n := min(1+rng.IntN(300000), tc.size-off)
+			if rng.IntN(4) != 0 { // else: a zero chunk
+				fillRandom(rng, want[off:off+n])
+			}
+			pieces = append(pieces, piece{off, n})
+			off += n
+		}
+		rng.Shuffle(len(pieces), func(i, j int) { pieces[i], pieces[j] = pieces[j], pieces[i] })
+		dir := t.TempDir()
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &restorer{root: root, o: RestoreOptions{Buffered: tc.buffered}}
+		fs := &fileState{fileRec: fileRec{"f", manifest.Entry{Kind: manifest.KindFile, Size: int64(tc.size), Mode: 0o644}},
+			remaining: len(pieces), direct: !tc.buffered && tc.size >= directMin}
+		r.files = []*fileState{fs}
+		fs.mu.Lock()
+		if !r.openFile(fs) {
+			t.Fatalf("open: %v", r.sum.Errors)
+		}
+		for _, p := range pieces {
+			data := want[p.off : p.off+p.n]
+			var err error
+			if fs.direct {
+				err = r.writeDirect(fs, int64(p.off), data, allZero(data))
+			} else {
+				_, err = fs.f.WriteAt(data, int64(p.off))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs.remaining--
+		}
+		if len(fs.partial) != 0 {
+			t.Fatalf("size %d: %d partial blocks left", tc.size, len(fs.partial))
+		}
+		r.closeFile(fs)
+		fs.mu.Unlock()
+		root.Close()
+		got, _ := os.ReadFile(filepath.Join(dir, "f"))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("size %d (buffered %v): content differs (len %d)", tc.size, tc.buffered, len(got))
+		}
+		if len(r.sum.Errors) > 0 {
+			t.Fatal(r.sum.Errors)
+		}
+	}
+}
+
+func fillRandom(rng *rand.Rand, b []byte) {
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+}
