@@ -171,9 +171,9 @@ func TestRestoreStaysInTarget(t *testing.T) {
 	dir := t.TempDir()
 	outside := t.TempDir()
 	os.Symlink(outside, filepath.Join(dir, "evil"))
-	root, _ := os.OpenRoot(dir)
-	defer root.Close()
-	rs := &restorer{root: root, made: map[string]bool{}, plan: map[crypt.ID][]target{}}
+	dc, _ := newDirCache(dir, 16)
+	defer dc.close()
+	rs := &restorer{dc: dc, made: map[string]bool{}, plan: map[crypt.ID][]target{}}
 	e := &manifest.Entry{Path: "evil/x", Kind: manifest.KindFile, Size: 1, Chunks: []manifest.ChunkRef{{Size: 1}}}
 	rs.plan1(e)
 	if len(rs.sum.Errors) == 0 && len(rs.files) == 1 {

@@ -31,11 +31,11 @@ func TestDirectWriterRandomChunks(t *testing.T) {
 		}
 		rng.Shuffle(len(pieces), func(i, j int) { pieces[i], pieces[j] = pieces[j], pieces[i] })
 		dir := t.TempDir()
-		root, err := os.OpenRoot(dir)
+		dc, err := newDirCache(dir, 16)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &restorer{root: root, o: RestoreOptions{Buffered: tc.buffered}}
+		r := &restorer{dc: dc, o: RestoreOptions{Buffered: tc.buffered}}
 		fs := &fileState{fileRec: fileRec{"f", manifest.Entry{Kind: manifest.KindFile, Size: int64(tc.size), Mode: 0o644}},
 			remaining: len(pieces), direct: !tc.buffered && tc.size >= directMin}
 		r.files = []*fileState{fs}
@@ -61,7 +61,7 @@ func TestDirectWriterRandomChunks(t *testing.T) {
 		}
 		r.closeFile(fs)
 		fs.mu.Unlock()
-		root.Close()
+		dc.close()
 		got, _ := os.ReadFile(filepath.Join(dir, "f"))
 		if !bytes.Equal(got, want) {
 			t.Fatalf("size %d (buffered %v): content differs (len %d)", tc.size, tc.buffered, len(got))
@@ -75,5 +75,35 @@ func TestDirectWriterRandomChunks(t *testing.T) {
 func fillRandom(rng *rand.Rand, b []byte) {
 	for i := range b {
 		b[i] = byte(rng.Uint32())
+	}
+}
+
+// The directory cache evicts idle descriptors and never follows symlinks.
+func TestDirCache(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	dc, err := newDirCache(dir, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.close()
+	for i := 0; i < 20; i++ {
+		p := filepath.Join("a", "b", string(rune('c'+i)))
+		os.MkdirAll(filepath.Join(dir, p), 0o755)
+		f, err := dc.openFile(p+"/f", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if n := len(dc.fds); n > 4 {
+		t.Fatalf("%d descriptors cached, max 4", n)
+	}
+	os.Symlink(outside, filepath.Join(dir, "a", "link"))
+	if _, err := dc.openFile("a/link/x", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		t.Fatal("created a file through a symlink")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatal("wrote outside the target")
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"bes/store"
 	"bes/store/catalog"
 	"bes/store/crypt"
@@ -66,6 +68,7 @@ type fileState struct {
 	created   bool
 	failed    bool
 	remaining int                     // chunk targets not yet written
+	chunks    int                     // chunk targets in all
 	direct    bool                    // written with O_DIRECT (see direct.go)
 	partial   map[int64]*partialBlock // direct: unaligned block edges not yet complete
 }
@@ -80,7 +83,7 @@ const maxOpenFiles = 256
 
 type restorer struct {
 	repo    *store.Repo
-	root    *os.Root
+	dc      *dirCache
 	o       RestoreOptions
 	files   []*fileState
 	dirs    []fileRec
@@ -92,6 +95,7 @@ type restorer struct {
 	written atomic.Int64
 	open    atomic.Int64
 	asRoot  bool
+	umask   uint32
 }
 
 // Restore writes point p (or the included parts of it) under o.Target.
@@ -103,12 +107,14 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 	if err := os.MkdirAll(o.Target, 0o700); err != nil {
 		return nil, fmt.Errorf("restore: target: %w", err)
 	}
-	root, err := os.OpenRoot(o.Target)
+	dc, err := newDirCache(o.Target, 4096)
 	if err != nil {
-		return nil, fmt.Errorf("restore: target: %w", err)
+		return nil, fmt.Errorf("restore: %w", err)
 	}
-	defer root.Close()
-	r := &restorer{repo: repo, root: root, o: o, plan: map[crypt.ID][]target{}, made: map[string]bool{}, asRoot: os.Geteuid() == 0}
+	defer dc.close()
+	r := &restorer{repo: repo, dc: dc, o: o, plan: map[crypt.ID][]target{}, made: map[string]bool{}, asRoot: os.Geteuid() == 0}
+	r.umask = uint32(syscall.Umask(0))
+	syscall.Umask(int(r.umask))
 	incl, err := normIncludes(o.Includes)
 	if err != nil {
 		return nil, err
@@ -192,23 +198,49 @@ func (r *restorer) mkdir(p string) error {
 			return err
 		}
 	}
-	err := r.root.Mkdir(p, 0o700)
-	switch {
-	case err == nil:
-		r.made[p] = true
-	case errors.Is(err, fs.ErrExist):
-		fi, lerr := r.root.Lstat(p)
-		if lerr != nil {
-			return lerr
+	return r.dc.at(p, func(dirfd int, name string) error {
+		err := unix.Mkdirat(dirfd, name, 0o700)
+		switch {
+		case err == nil:
+			r.made[p] = true
+		case err == unix.EEXIST:
+			var st unix.Stat_t
+			if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return err
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				return errors.New("exists and is not a directory")
+			}
+			r.made[p] = false
+		default:
+			return err
 		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%s exists and is not a directory", p)
+		return nil
+	})
+}
+
+// clearExisting handles something already at p: without Overwrite (or when
+// it is a directory) it is left alone and reported skipped; with Overwrite
+// it is removed.
+func (r *restorer) clearExisting(p string) (skip bool, err error) {
+	err = r.dc.at(p, func(dirfd int, name string) error {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				return nil
+			}
+			return err
 		}
-		r.made[p] = false
-	default:
-		return err
+		if !r.o.Overwrite || st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			skip = true
+			return nil
+		}
+		return unix.Unlinkat(dirfd, name, 0)
+	})
+	if skip {
+		r.sum.Skipped = append(r.sum.Skipped, p)
 	}
-	return nil
+	return skip, err
 }
 
 // plan1 records one manifest entry: directories are made at once, files
@@ -242,19 +274,15 @@ func (r *restorer) plan1(e *manifest.Entry) int64 {
 		}
 	}
 	if dir == "." || !r.made[dir] { // the directory was there before: look before writing
-		if fi, err := r.root.Lstat(e.Path); err == nil {
-			if !r.o.Overwrite || fi.IsDir() {
-				r.sum.Skipped = append(r.sum.Skipped, e.Path)
-				return 0
+		if skip, err := r.clearExisting(e.Path); skip || err != nil {
+			if err != nil {
+				r.addErr("%v", err)
 			}
-			if err := r.root.Remove(e.Path); err != nil {
-				r.addErr("%s: %v", e.Path, err)
-				return 0
-			}
+			return 0
 		}
 	}
 	idx := int32(len(r.files))
-	r.files = append(r.files, &fileState{fileRec: fileRec{e.Path, meta}, remaining: len(e.Chunks),
+	r.files = append(r.files, &fileState{fileRec: fileRec{e.Path, meta}, remaining: len(e.Chunks), chunks: len(e.Chunks),
 		direct: !r.o.Buffered && e.Size >= directMin})
 	r.sum.Files++
 	var off int64
@@ -403,12 +431,12 @@ func (r *restorer) openFile(fs *fileState) bool {
 	if fs.direct {
 		flags |= syscall.O_DIRECT
 	}
-	f, err := r.root.OpenFile(fs.path, flags, 0o600)
+	f, err := r.dc.openFile(fs.path, flags, createPerm(fs.meta.Mode))
 	if fs.direct && isDirectUnsupported(err) {
 		fs.direct = false
 		return r.openFile(fs)
 	}
-	if err == nil && !fs.created && fs.meta.Size > 0 {
+	if err == nil && !fs.created && fs.meta.Size > 0 && (fs.chunks > 1 || fs.direct) {
 		err = f.Truncate(fs.meta.Size) // pre-sized: all-zero chunks stay holes
 	}
 	if err != nil {
@@ -434,7 +462,7 @@ func (r *restorer) closeFile(fs *fileState) {
 		}
 	}
 	if fs.remaining == 0 && !fs.failed {
-		if err := setFileMeta(fs.f, &fs.meta, r.asRoot); err != nil {
+		if err := setFileMeta(fs.f, &fs.meta, r.asRoot, createPerm(fs.meta.Mode)&^r.umask); err != nil {
 			r.addErr("%s: %v", fs.path, err)
 		}
 	}
@@ -457,6 +485,8 @@ func (r *restorer) writeChunk(l catalog.Location, data []byte) error {
 				err = r.writeDirect(fs, t.off, data, zero)
 			case !zero:
 				_, err = fs.f.WriteAt(data, t.off)
+			case fs.chunks == 1: // not pre-sized: a hole of the chunk's size
+				err = fs.f.Truncate(fs.meta.Size)
 			}
 			if err != nil {
 				r.addErr("%s: %v", fs.path, err)
@@ -477,43 +507,56 @@ func (r *restorer) writeChunk(l catalog.Location, data []byte) error {
 func (r *restorer) finish() {
 	for i := range r.links {
 		l := &r.links[i]
-		if _, err := r.root.Lstat(l.path); err == nil {
-			if !r.o.Overwrite {
-				r.sum.Skipped = append(r.sum.Skipped, l.path)
-				continue
-			}
-			r.root.Remove(l.path)
-		}
 		if dir := path.Dir(l.path); dir != "." {
 			if err := r.mkdir(dir); err != nil {
 				r.addErr("%s: %v", l.path, err)
 				continue
 			}
 		}
-		if err := r.root.Symlink(l.meta.Target, l.path); err != nil {
-			r.addErr("%s: %v", l.path, err)
+		if skip, err := r.clearExisting(l.path); skip || err != nil {
+			if err != nil {
+				r.addErr("%v", err)
+			}
 			continue
 		}
-		if r.asRoot {
-			r.root.Lchown(l.path, int(l.meta.UID), int(l.meta.GID))
+		err := r.dc.at(l.path, func(dirfd int, name string) error {
+			if err := unix.Symlinkat(l.meta.Target, dirfd, name); err != nil {
+				return err
+			}
+			return r.setMetaAt(dirfd, name, &l.meta, true)
+		})
+		if err != nil {
+			r.addErr("%v", err)
+			continue
 		}
 		r.sum.Symlinks++
 	}
 	for i := len(r.dirs) - 1; i >= 0; i-- {
 		d := &r.dirs[i]
-		if r.asRoot {
-			if err := r.root.Lchown(d.path, int(d.meta.UID), int(d.meta.GID)); err != nil {
-				r.addErr("%s: chown: %v", d.path, err)
-			}
-		}
-		if err := r.root.Chmod(d.path, fileMode(d.meta.Mode)); err != nil {
-			r.addErr("%s: chmod: %v", d.path, err)
-		}
-		mt := time.Unix(0, d.meta.MTime)
-		if err := r.root.Chtimes(d.path, mt, mt); err != nil {
-			r.addErr("%s: chtimes: %v", d.path, err)
+		if err := r.dc.at(d.path, func(dirfd int, name string) error { return r.setMetaAt(dirfd, name, &d.meta, false) }); err != nil {
+			r.addErr("%v", err)
 		}
 	}
+}
+
+// setMetaAt sets owner (as root), mode (not on symlinks) and mtime of
+// name in dirfd without following a symlink.
+func (r *restorer) setMetaAt(dirfd int, name string, e *manifest.Entry, link bool) error {
+	if r.asRoot {
+		if err := unix.Fchownat(dirfd, name, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if !link {
+		if err := unix.Fchmodat(dirfd, name, e.Mode&0o7777, 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(e.MTime), unix.NsecToTimespec(e.MTime)}
+	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
 }
 
 func fileMode(m uint32) fs.FileMode {

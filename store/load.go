@@ -101,7 +101,7 @@ type BlobFunc func(l catalog.Location, data []byte) error
 // instead of fn.
 func (r *Repo) ReadPackBlobs(ctx context.Context, pk string, locs []catalog.Location, fn BlobFunc, onErr func(catalog.Location, error) error) error {
 	sort.Slice(locs, func(i, j int) bool { return locs[i].Offset < locs[j].Offset })
-	const maxGap, maxSpan = 256 << 10, 16 << 20
+	const maxGap, maxSpan = 256 << 10, 8 << 20
 	var buf, plain []byte
 	for i := 0; i < len(locs); {
 		j, end := i+1, locs[i].Offset+locs[i].Length

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -15,6 +16,18 @@ import (
 	"bes/appliance/cli"
 )
 
+// tuneGC keeps the heap close to what is live: backups and restores hold
+// large noscan buffers, so collecting more often costs little CPU and keeps
+// peak memory down. GOGC and GOMEMLIMIT still win when set.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(128 << 20)
+	}
+}
+
 func main() {
 	if path := os.Getenv("BES_CPUPROFILE"); path != "" { // developer aid: go tool pprof
 		if f, err := os.Create(path); err == nil {
@@ -22,6 +35,7 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, os.Args[1:], cli.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
