@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sync"
 
 	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo)
@@ -85,6 +86,13 @@ func Open(ctx context.Context, path string) (*Catalog, error) {
 	if err := c.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	// The catalog names files and hosts: owner-only, like the keys.
+	for _, sfx := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(path+sfx, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
 	}
 	c.lookup, err = db.PrepareContext(ctx, `SELECT p.name, c.off, c.len, c.raw_len, c.type, c.flags FROM chunks c JOIN packs p ON p.id = c.pack WHERE c.id = ?`)
 	if err != nil {

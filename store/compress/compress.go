@@ -64,15 +64,17 @@ type Codec struct {
 	level zstd.EncoderLevel
 	// Free lists bounded by 2*GOMAXPROCS. Channels rather than sync.Pool:
 	// zstd state is expensive to rebuild and sync.Pool drops it at every GC.
-	encs chan *zstd.Encoder
-	decs chan *zstd.Decoder
-	lz4s sync.Pool // *lz4.Compressor (cheap)
+	encs   chan *zstd.Encoder
+	decs   chan *zstd.Decoder
+	lz4s   sync.Pool // *lz4.Compressor (cheap)
+	probes sync.Pool // *[]byte scratch for worthCompressing
 }
 
 // New returns a Codec.
 func New(opts ...Option) *Codec {
 	n := 2 * runtime.GOMAXPROCS(0)
 	c := &Codec{level: DefaultZstdLevel, encs: make(chan *zstd.Encoder, n), decs: make(chan *zstd.Decoder, n)}
+	c.probes.New = func() any { b := make([]byte, 0, probeLen+probeLen/8); return &b }
 	for _, o := range opts {
 		o(c)
 	}
@@ -99,9 +101,12 @@ func (c *Codec) encoder() *zstd.Encoder {
 		return e
 	default:
 	}
+	// No frame checksum: every blob is authenticated (AES-GCM) and hashed
+	// against its ID after decompression anyway.
 	e, err := zstd.NewWriter(nil,
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderLevel(c.level),
+		zstd.WithEncoderCRC(false),
 		zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		panic("compress: zstd encoder: " + err.Error()) // options are static
@@ -134,20 +139,41 @@ const (
 	entropyLimit   = 7.85     // bits/byte; random 4 KiB samples measure ~7.95
 )
 
-// worthCompressing reports whether src may compress, judged from the byte
-// entropy of a few samples. It is false only if every sample looks random.
-func worthCompressing(src []byte) bool {
+// looksRandom reports whether every one of a few samples of src has the
+// byte entropy of random data.
+func looksRandom(src []byte) bool {
 	if len(src) < sampleMinInput {
-		return true
+		return false
 	}
 	step := (len(src) - sampleLen) / (samples - 1)
 	for i := 0; i < samples; i++ {
 		off := i * step
 		if entropy(src[off:off+sampleLen]) < entropyLimit {
-			return true
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// probeLen is how much of a random-looking chunk is trial-compressed:
+// byte entropy cannot see repetition (a random block repeated), a probe
+// finds any period shorter than it.
+const probeLen = 64 << 10
+
+// worthCompressing reports whether src may compress: anything that does
+// not sample as random, or whose first probeLen bytes compress.
+func (c *Codec) worthCompressing(src []byte) bool {
+	if !looksRandom(src) {
+		return true
+	}
+	e := c.encoder()
+	bp := c.probes.Get().(*[]byte)
+	out := e.EncodeAll(src[:min(len(src), probeLen)], (*bp)[:0])
+	c.putEncoder(e)
+	ok := len(out) <= limit(min(len(src), probeLen))
+	*bp = out
+	c.probes.Put(bp)
+	return ok
 }
 
 // entropy returns the order-0 (byte histogram) entropy of p in bits/byte.
@@ -176,7 +202,7 @@ func limit(n int) int { return n - n/32 - 1 }
 // returns append(dst[:0], src...) and None.
 func (c *Codec) Compress(dst, src []byte, a Algo) ([]byte, Algo) {
 	dst = dst[:0]
-	if len(src) == 0 || a == None || !worthCompressing(src) {
+	if len(src) == 0 || a == None || !c.worthCompressing(src) {
 		return append(dst, src...), None
 	}
 	lim := limit(len(src))

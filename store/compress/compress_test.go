@@ -166,19 +166,32 @@ func TestDecompressErrors(t *testing.T) {
 }
 
 func TestEntropySkip(t *testing.T) {
-	if !worthCompressing(make([]byte, 1<<20)) {
+	c := New()
+	if !c.worthCompressing(make([]byte, 1<<20)) {
 		t.Error("zeros judged incompressible")
 	}
-	if !worthCompressing(textLike(9, 1<<20)) {
+	if !c.worthCompressing(textLike(9, 1<<20)) {
 		t.Error("text judged incompressible")
 	}
-	if worthCompressing(randBytes(10, 1<<20)) {
+	if c.worthCompressing(randBytes(10, 1<<20)) {
 		t.Error("random judged compressible")
 	}
 	// Random data with a compressible tail must still be tried.
 	mixed := append(randBytes(11, 900<<10), make([]byte, 124<<10)...)
-	if !worthCompressing(mixed) {
+	if !c.worthCompressing(mixed) {
 		t.Error("mixed judged incompressible")
+	}
+	// A random block repeated has random-looking samples but compresses.
+	blk := randBytes(15, 4096)
+	var rep []byte
+	for len(rep) < 1<<20 {
+		rep = append(rep, blk...)
+	}
+	if !c.worthCompressing(rep) {
+		t.Error("a repeated random block judged incompressible")
+	}
+	if out, a := c.Compress(nil, rep, Zstd); a != Zstd || len(out) > len(rep)/50 {
+		t.Errorf("repeated random block: %v, %d bytes", a, len(out))
 	}
 	if e := entropy(randBytes(12, 4096)); e < 7.9 || e > 8 {
 		t.Errorf("random sample entropy %.3f", e)
