@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 )
 
 // errBadPiece marks a piece that failed verification.
@@ -81,30 +80,14 @@ func (r *reader) readPiece(i, j int) error {
 	return nil
 }
 
-// readPieces reads the listed pieces of stripe j in parallel; ok[i] is set
-// for each piece that was read and verified.
+// readPieces reads the listed pieces of stripe j; ok[i] is set for each
+// piece that was read and verified. Sequential on purpose: callers read
+// many packs in parallel, and a goroutine per piece costs more scheduling
+// than it saves on page-cache reads.
 func (r *reader) readPieces(j int, idx []int, ok []bool, onErr func(i int, err error)) {
-	if len(idx) == 1 {
-		if err := r.readPiece(idx[0], j); err != nil {
-			onErr(idx[0], err)
-		} else {
-			ok[idx[0]] = true
-		}
-		return
-	}
-	errs := make([]error, len(idx))
-	var wg sync.WaitGroup
-	for n, i := range idx {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[n] = r.readPiece(i, j)
-		}()
-	}
-	wg.Wait()
-	for n, i := range idx {
-		if errs[n] != nil {
-			onErr(i, errs[n])
+	for _, i := range idx {
+		if err := r.readPiece(i, j); err != nil {
+			onErr(i, err)
 		} else {
 			ok[i] = true
 		}

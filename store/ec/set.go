@@ -128,7 +128,7 @@ func Open(dirs []string, k, m int, opt Options) (*Set, error) {
 		}
 		infos[i] = fi
 	}
-	enc, err := reedsolomon.New(k, m)
+	enc, err := reedsolomon.New(k, m, reedsolomon.WithMaxGoroutines(1)) // callers parallelise
 	if err != nil {
 		return nil, fmt.Errorf("ec: reedsolomon %d+%d: %w", k, m, err)
 	}

@@ -145,14 +145,13 @@ func (w *Writer) flush(pl int) error {
 			return w.err
 		}
 	}
-	errs := make([]error, n)
-	w.parallel(func(i int) {
-		w.crcs[i] = append(w.crcs[i], crc(shards[i]))
-		errs[i] = writeFull(w.files[i], shards[i])
-	})
+	// Sequential on purpose: appends to the page cache are fast, and the
+	// callers already run one writer per pack in parallel; a goroutine per
+	// piece costs more in scheduling than it saves.
 	w.fill = 0
-	for i, err := range errs {
-		if err != nil {
+	for i := range n {
+		w.crcs[i] = append(w.crcs[i], crc(shards[i]))
+		if err := writeFull(w.files[i], shards[i]); err != nil {
 			w.fail(i, "write", err)
 			return w.err
 		}
