@@ -27,17 +27,18 @@
 //
 // A shard file is:
 //
-//	header (128 bytes) | piece_0 | piece_1 | ... | piece_{n-1} | footer
+//	header (4096 bytes) | piece_0 | piece_1 | ... | piece_{n-1} | footer
 //
-// Piece j (j < n) starts at file offset 128 + j*P. All integers are
-// little-endian; all checksums are CRC-32C (Castagnoli).
+// Piece j (j < n) starts at file offset 4096 + j*P, so with the default P
+// every full piece is block-aligned and is written with O_DIRECT. All
+// integers are little-endian; all checksums are CRC-32C (Castagnoli).
 //
-// Header (128 bytes):
+// Header (4096 bytes; bytes 128.. are zero):
 //
 //	off  size  field
 //	  0     8  magic "BESSHRD1"
 //	  8     2  format version (1)
-//	 10     2  header length (128)
+//	 10     2  header length (4096)
 //	 12     2  k (data shards, 1..64)
 //	 14     2  m (parity shards, 0..64)
 //	 16     2  shard index (0..k+m-1; < k data, >= k parity)
@@ -77,7 +78,7 @@ import (
 )
 
 const (
-	headerLen     = 128
+	headerLen     = 4096 // one block, so pieces start block-aligned (direct I/O)
 	headerMagic   = "BESSHRD1"
 	footerMagic   = "BESSHEND"
 	formatVersion = 1

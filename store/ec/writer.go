@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Writer streams one pack into the set. It buffers a single stripe
@@ -14,18 +17,21 @@ import (
 // to each of the k+m temp shard files. A Writer is not safe for concurrent
 // use. On any error the temp files are removed; Abort is always safe.
 type Writer struct {
-	s      *Set
-	name   string
-	p      int
-	files  []shardFile
-	paths  []string
-	crcs   [][]uint32
-	buf    []byte   // k*p stripe buffer
-	parity [][]byte // m buffers of p bytes
-	fill   int
-	n      int64
-	err    error // sticky
-	done   bool  // committed or aborted
+	s           *Set
+	name        string
+	p           int
+	files       []shardFile
+	paths       []string
+	crcs        [][]uint32
+	buf         []byte         // k*p stripe buffer being filled
+	parity      [][]byte       // m buffers of p bytes
+	spare       []byte         // the other stripe buffer (double buffering)
+	spareParity [][]byte       //
+	inflight    chan stripeErr // the stripe being written, nil if none
+	fill        int
+	n           int64
+	err         error // sticky
+	done        bool  // committed or aborted
 }
 
 // NewWriter starts writing pack name. Nothing is visible to readers until
@@ -56,12 +62,57 @@ func (s *Set) NewWriter(name string) (*Writer, error) {
 			return nil, w.err
 		}
 	}
-	w.buf = make([]byte, s.k*w.p)
-	w.parity = make([][]byte, s.m)
+	w.buf, w.spare = alignedBuf(s.k*w.p), alignedBuf(s.k*w.p)
+	w.parity, w.spareParity = make([][]byte, s.m), make([][]byte, s.m)
 	for i := range w.parity {
-		w.parity[i] = make([]byte, w.p)
+		w.parity[i], w.spareParity[i] = alignedBuf(w.p), alignedBuf(w.p)
+	}
+	if w.p%directAlign == 0 {
+		for _, f := range w.files {
+			setDirect(f, true) // best effort: buffered where unsupported
+		}
 	}
 	return w, nil
+}
+
+// Full pieces are written with O_DIRECT: on the appliance's disks (and
+// markedly on virtual machines) copying into fresh page-cache pages costs
+// more CPU than everything else a backup does, and packs are not read back
+// soon. The header is one block and P a multiple of it, so every full piece
+// is aligned; the last, shorter stripe and the footer go through the page
+// cache (O_DIRECT is switched off before them).
+const directAlign = 4096
+
+// alignedBuf returns n bytes starting on a directAlign boundary.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+directAlign)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
+	if off != 0 {
+		off = directAlign - off
+	}
+	return b[off : off+n : off+n]
+}
+
+// setDirect turns O_DIRECT on or off for a shard file; it reports whether
+// the file now has it on.
+func setDirect(f shardFile, on bool) bool {
+	of, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	fd := int(of.Fd())
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return false
+	}
+	want := fl &^ unix.O_DIRECT
+	if on {
+		want |= unix.O_DIRECT
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, want); err != nil {
+		return false
+	}
+	return on
 }
 
 func writeFull(f io.Writer, b []byte) error {
@@ -81,6 +132,10 @@ func (w *Writer) fail(i int, op string, err error) {
 }
 
 func (w *Writer) cleanup() {
+	if w.inflight != nil { // let the stripe in flight finish with the files
+		<-w.inflight
+		w.inflight = nil
+	}
 	for i, f := range w.files {
 		if f != nil {
 			f.Close()
@@ -95,7 +150,7 @@ func (w *Writer) cleanup() {
 			w.paths[i] = ""
 		}
 	}
-	w.buf, w.parity = nil, nil
+	w.buf, w.parity, w.spare, w.spareParity = nil, nil, nil, nil
 }
 
 // Len returns the number of bytes written so far.
@@ -117,7 +172,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p = p[c:]
 		w.n += int64(c)
 		if w.fill == len(w.buf) {
-			if err := w.flush(w.p); err != nil {
+			if err := w.flush(w.p, true); err != nil {
 				return total, err
 			}
 		}
@@ -125,38 +180,81 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return total, nil
 }
 
+// stripeErr is the outcome of writing one stripe.
+type stripeErr struct {
+	i   int // shard index, -1 for the encoder
+	err error
+}
+
 // flush encodes the buffered stripe with piece length pl and appends one
-// piece to every shard file.
-func (w *Writer) flush(pl int) error {
+// piece to every shard file. With async (full stripes from Write) it is
+// written in the background while the caller fills the other stripe buffer, so direct
+// I/O overlaps with the work that produces the next stripe; at most one
+// stripe is in flight.
+func (w *Writer) flush(pl int, async bool) error {
+	if err := w.wait(); err != nil {
+		return err
+	}
+	clear(w.buf[w.fill : w.s.k*pl])
+	buf, parity := w.buf, w.parity
+	w.fill = 0
+	if !async {
+		return w.settle(w.writeStripe(buf, parity, pl))
+	}
+	w.buf, w.parity, w.spare, w.spareParity = w.spare, w.spareParity, buf, parity
+	w.inflight = make(chan stripeErr, 1)
+	go func(ch chan stripeErr) { ch <- w.writeStripe(buf, parity, pl) }(w.inflight)
+	return nil
+}
+
+// wait waits for the stripe in flight, if any.
+func (w *Writer) wait() error {
+	if w.inflight == nil {
+		return w.err
+	}
+	r := <-w.inflight
+	w.inflight = nil
+	return w.settle(r)
+}
+
+func (w *Writer) settle(r stripeErr) error {
+	switch {
+	case r.err == nil:
+		return nil
+	case r.i < 0:
+		w.err = fmt.Errorf("ec: encode pack %s: %w", w.name, r.err)
+		w.cleanup()
+	default:
+		w.fail(r.i, "write", r.err)
+	}
+	return w.err
+}
+
+// writeStripe encodes parity and appends one piece per shard. Sequential
+// on purpose: callers run one writer per pack in parallel, and a goroutine
+// per piece costs more in scheduling than it saves.
+func (w *Writer) writeStripe(buf []byte, parity [][]byte, pl int) stripeErr {
 	s := w.s
-	clear(w.buf[w.fill : s.k*pl])
 	n := s.k + s.m
 	shards := make([][]byte, n)
 	for d := 0; d < s.k; d++ {
-		shards[d] = w.buf[d*pl : (d+1)*pl]
+		shards[d] = buf[d*pl : (d+1)*pl]
 	}
-	for i := range w.parity {
-		shards[s.k+i] = w.parity[i][:pl]
+	for i := range parity {
+		shards[s.k+i] = parity[i][:pl]
 	}
 	if s.m > 0 {
 		if err := s.enc.Encode(shards); err != nil {
-			w.err = fmt.Errorf("ec: encode pack %s: %w", w.name, err)
-			w.cleanup()
-			return w.err
+			return stripeErr{-1, err}
 		}
 	}
-	// Sequential on purpose: appends to the page cache are fast, and the
-	// callers already run one writer per pack in parallel; a goroutine per
-	// piece costs more in scheduling than it saves.
-	w.fill = 0
 	for i := range n {
 		w.crcs[i] = append(w.crcs[i], crc(shards[i]))
 		if err := writeFull(w.files[i], shards[i]); err != nil {
-			w.fail(i, "write", err)
-			return w.err
+			return stripeErr{i, err}
 		}
 	}
-	return nil
+	return stripeErr{}
 }
 
 // parallel runs fn(i) for every shard index concurrently.
@@ -190,10 +288,18 @@ func (w *Writer) Commit() error {
 	if w.done {
 		return fmt.Errorf("ec: commit of closed writer for pack %s", w.name)
 	}
+	if err := w.wait(); err != nil {
+		return err
+	}
 	s := w.s
 	if w.fill > 0 {
 		pl := int(roundUp(int64((w.fill+s.k-1)/s.k), pieceAlign))
-		if err := w.flush(pl); err != nil {
+		if pl%directAlign != 0 {
+			for _, f := range w.files {
+				setDirect(f, false)
+			}
+		}
+		if err := w.flush(pl, false); err != nil {
 			return err
 		}
 	}
@@ -201,6 +307,7 @@ func (w *Writer) Commit() error {
 	errs := make([]error, len(w.files))
 	ops := make([]string, len(w.files))
 	w.parallel(func(i int) {
+		setDirect(w.files[i], false) // the footer is not block-sized
 		f := footer{Size: w.n, Stripes: g.N, LastPiece: g.LastP, CRCs: w.crcs[i]}
 		if err := writeFull(w.files[i], f.encode()); err != nil {
 			errs[i], ops[i] = err, "write footer of"
@@ -237,7 +344,7 @@ func (w *Writer) Commit() error {
 		}
 	}
 	w.done = true
-	w.buf, w.parity = nil, nil
+	w.buf, w.parity, w.spare, w.spareParity = nil, nil, nil, nil
 	return nil
 }
 
