@@ -73,7 +73,7 @@ type backup struct {
 	cpar  chunker.Params
 
 	files, dirs, bytes, read, errs, unchanged atomic.Int64
-	bufs                           sync.Pool
+	bufs                                      sync.Pool
 }
 
 // Backup backs up local paths into a new restore point and returns it once
@@ -179,7 +179,7 @@ func (b *backup) run(ctx context.Context, cancel context.CancelCauseFunc, roots 
 	}
 	items := make(chan *item, 4096)
 	files := make(chan *item, 1024)
-	jobs := make(chan *chunkJob, 2*workers)
+	jobs := make(chan *chunkJob, workers)
 
 	var prev *manifest.Reader
 	if parent != nil {
@@ -195,9 +195,13 @@ func (b *backup) run(ctx context.Context, cancel context.CancelCauseFunc, roots 
 		}
 	}()
 	var readers, chunkers sync.WaitGroup
+	// One reader per chunk worker: each holds a chunker buffer of the
+	// maximum chunk size, and more readers measured no faster.
 	for i := 0; i < workers; i++ {
 		readers.Add(1)
 		go func() { defer readers.Done(); b.readFiles(ctx, files, jobs) }()
+	}
+	for i := 0; i < workers; i++ {
 		chunkers.Add(1)
 		go func() { defer chunkers.Done(); b.saveChunks(ctx, cancel, jobs) }()
 	}

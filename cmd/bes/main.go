@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"golang.org/x/term"
@@ -18,13 +19,11 @@ import (
 
 // tuneGC keeps the heap close to what is live: backups and restores hold
 // large noscan buffers, so collecting more often costs little CPU and keeps
-// peak memory down. GOGC and GOMEMLIMIT still win when set.
+// peak memory down. No memory limit: near a limit the collector runs
+// continuously and a big backup slows down several times. GOGC still wins.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(128 << 20)
 	}
 }
 
@@ -33,6 +32,12 @@ func main() {
 		if f, err := os.Create(path); err == nil {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
+		}
+	}
+	if path := os.Getenv("BES_TRACE"); path != "" { // developer aid: go tool trace
+		if f, err := os.Create(path); err == nil {
+			trace.Start(f)
+			defer trace.Stop()
 		}
 	}
 	tuneGC()
@@ -48,6 +53,7 @@ func main() {
 	code := cli.ExitCode(err)
 	if code != 0 {
 		pprof.StopCPUProfile()
+		trace.Stop()
 		os.Exit(code)
 	}
 }
