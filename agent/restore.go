@@ -326,20 +326,21 @@ func (r *restorer) progress(ctx context.Context, total int64, start time.Time) f
 // the files without data are created, also in parallel.
 func (r *restorer) writeData(ctx context.Context) error {
 	byPack := map[string][]catalog.Location{}
-	for id, ts := range r.plan {
-		l, err := r.repo.Lookup(ctx, id)
-		if err != nil {
-			r.chunkFailed(ts, err)
-			continue
-		}
+	missing, err := store.LocateChunks(ctx, r.repo, r.plan, func(l catalog.Location) {
 		byPack[l.Pack] = append(byPack[l.Pack], l)
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range missing {
+		r.chunkFailed(r.plan[id], fmt.Errorf("chunk %s: %w", id.String()[:16], store.ErrMissingChunk))
 	}
 	packs := make([]string, 0, len(byPack))
 	for p := range byPack {
 		packs = append(packs, p)
 	}
 	sort.Strings(packs)
-	err := r.parallel(ctx, len(packs), func(i int) error {
+	err = r.parallel(ctx, len(packs), func(i int) error {
 		pk := packs[i]
 		return r.repo.ReadPackBlobs(ctx, pk, byPack[pk], r.writeChunk, func(l catalog.Location, err error) error {
 			r.chunkFailed(r.plan[crypt.ID(l.ID)], err)

@@ -40,6 +40,45 @@ func (r *Repo) Lookup(ctx context.Context, id crypt.ID) (catalog.Location, error
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
+// LocateChunks finds where the chunks in want are stored: by one scan of
+// the index when want is a large part of it, else by one lookup each. fn
+// is called once per found chunk; the IDs not in the index are returned.
+func LocateChunks[V any](ctx context.Context, r *Repo, want map[crypt.ID]V, fn func(catalog.Location)) ([]crypt.ID, error) {
+	n, err := r.cat.Count(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var missing []crypt.ID
+	if int64(len(want))*8 < n {
+		for id := range want {
+			l, err := r.Lookup(ctx, id)
+			if errors.Is(err, ErrMissingChunk) {
+				missing = append(missing, id)
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			fn(l)
+		}
+		return missing, nil
+	}
+	found := make(map[crypt.ID]struct{}, len(want))
+	err = r.cat.ForEachChunk(ctx, func(l catalog.Location) error {
+		if _, ok := want[crypt.ID(l.ID)]; ok {
+			found[crypt.ID(l.ID)] = struct{}{}
+			fn(l)
+		}
+		return nil
+	})
+	for id := range want {
+		if _, ok := found[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	return missing, err
+}
+
 // LoadBlob reads, decrypts, decompresses and verifies one blob, appending
 // its plaintext to dst[:0].
 func (r *Repo) LoadBlob(ctx context.Context, id crypt.ID, dst []byte) ([]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"bes/store/catalog"
 	"bes/store/crypt"
 	"bes/store/pack"
 )
@@ -157,5 +158,36 @@ func TestRebuildCatalog(t *testing.T) {
 	}
 	if _, err := r.FindPoint(ctx, p.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLocateChunks(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, 2, 1)
+	s, _ := r.NewSaver(SaverOptions{})
+	var ids []crypt.ID
+	for i := 0; i < 40; i++ {
+		id, _, err := s.Save(ctx, pack.TypeData, randBytes(uint64(100+i), 1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{2, 40} { // per-ID lookups, then one scan
+		want := map[crypt.ID]bool{{9, 9, 9}: true}
+		for _, id := range ids[:n] {
+			want[id] = true
+		}
+		got := map[crypt.ID]bool{}
+		missing, err := LocateChunks(ctx, r, want, func(l catalog.Location) { got[crypt.ID(l.ID)] = true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n || len(missing) != 1 || missing[0] != (crypt.ID{9, 9, 9}) {
+			t.Fatalf("n=%d: found %d, missing %v", n, len(got), missing)
+		}
 	}
 }
