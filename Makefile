@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin
 DATA    ?= bes-data
 PKGS    := ./...
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.6.1
 
 .PHONY: all build run test test-deps bench bench-compare lint fuzz clean e2e
 

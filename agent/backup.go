@@ -40,14 +40,13 @@ type Progress struct {
 }
 
 type item struct {
-	e      manifest.Entry
-	abs    string
-	read   bool
-	jobs   []*chunkJob
-	wg     sync.WaitGroup
-	err    error
-	errMu  sync.Mutex
-	nbytes int64
+	e     manifest.Entry
+	abs   string
+	read  bool
+	jobs  []*chunkJob
+	wg    sync.WaitGroup
+	err   error
+	errMu sync.Mutex
 }
 
 func (it *item) fail(err error) {

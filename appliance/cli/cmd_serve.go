@@ -22,7 +22,10 @@ func serveCmd(g *globals) *cobra.Command {
 			ctx := cmd.Context()
 			log := g.log
 			dir := filepath.Join(data, "repo")
-			keyPath := filepath.Join(data, "keys", "repo.key")
+			keyPath, err := filepath.Abs(filepath.Join(data, "keys", "repo.key"))
+			if err != nil {
+				return err
+			}
 			kek := crypt.KeyFile(keyPath)
 			r, err := store.Open(ctx, store.OpenOptions{Dir: dir, KEK: kek, Write: true, Command: "serve", Logger: log})
 			if errors.Is(err, store.ErrNoRepo) {

@@ -8,8 +8,7 @@ import (
 
 // progressBar draws one status line on a terminal.
 type progressBar struct {
-	w    io.Writer
-	last time.Time
+	w io.Writer
 }
 
 func newProgressBar(w io.Writer) *progressBar { return &progressBar{w: w} }
