@@ -786,3 +786,28 @@ func TestOpenValidation(t *testing.T) {
 		t.Errorf("1+0: %v", err)
 	}
 }
+
+// Every one of the 15 ways to lose 2 of 6 disks (4+2) reads back every
+// pack; repair into the emptied directories restores full health.
+func TestLoseEveryPairOfDisks(t *testing.T) {
+	s, dirs := newTestSet(t, 4, 2, testPiece)
+	packs := writeSome(t, s, 4)
+	for a := 0; a < 6; a++ {
+		for b := a + 1; b < 6; b++ {
+			for _, i := range []int{a, b} {
+				os.RemoveAll(dirs[i])
+				os.Mkdir(dirs[i], 0o700)
+			}
+			for _, p := range packs {
+				mustReadAll(t, s, p.name, p.data)
+				rep, err := s.Check(ctx, p.name, true)
+				if err != nil || rep.Unrecoverable || len(rep.Repaired) != 2 {
+					t.Fatalf("disks %d,%d lost: repair %+v, %v", a, b, rep, err)
+				}
+				if rep, err := s.Check(ctx, p.name, false); err != nil || len(rep.BadShards) != 0 {
+					t.Fatalf("disks %d,%d: not healthy after repair: %+v, %v", a, b, rep, err)
+				}
+			}
+		}
+	}
+}
