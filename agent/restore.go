@@ -335,14 +335,10 @@ func (r *restorer) writeData(ctx context.Context) error {
 	for _, id := range missing {
 		r.chunkFailed(r.plan[id], fmt.Errorf("chunk %s: %w", id.String()[:16], store.ErrMissingChunk))
 	}
-	packs := make([]string, 0, len(byPack))
-	for p := range byPack {
-		packs = append(packs, p)
-	}
-	sort.Strings(packs)
-	err = r.parallel(ctx, len(packs), func(i int) error {
-		pk := packs[i]
-		return r.repo.ReadPackBlobs(ctx, pk, byPack[pk], r.writeChunk, func(l catalog.Location, err error) error {
+	units := readUnits(byPack, unitSpan)
+	err = r.parallel(ctx, len(units), func(i int) error {
+		u := units[i]
+		return r.repo.ReadPackBlobs(ctx, u[0].Pack, u, r.writeChunk, func(l catalog.Location, err error) error {
 			r.chunkFailed(r.plan[crypt.ID(l.ID)], err)
 			return nil
 		})
@@ -359,6 +355,35 @@ func (r *restorer) writeData(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// unitSpan bounds the pack range one worker reads in one go: whole packs
+// as work units leave one worker alone with the last pack at the end.
+const unitSpan = 8 << 20
+
+// readUnits cuts each pack's blobs (in offset order) into runs spanning at
+// most span bytes; every blob is in exactly one unit, so every byte is
+// still read once, and packs are taken in name order.
+func readUnits(byPack map[string][]catalog.Location, span int64) [][]catalog.Location {
+	packs := make([]string, 0, len(byPack))
+	for p := range byPack {
+		packs = append(packs, p)
+	}
+	sort.Strings(packs)
+	var units [][]catalog.Location
+	for _, p := range packs {
+		locs := byPack[p]
+		sort.Slice(locs, func(i, j int) bool { return locs[i].Offset < locs[j].Offset })
+		start := 0
+		for i := range locs {
+			if i > start && locs[i].Offset+locs[i].Length-locs[start].Offset > span {
+				units = append(units, locs[start:i])
+				start = i
+			}
+		}
+		units = append(units, locs[start:])
+	}
+	return units
 }
 
 // parallel runs fn(0..n-1) on the restore workers; the first error stops it.
