@@ -28,6 +28,7 @@ type Writer struct {
 	spare       []byte         // the other stripe buffer (double buffering)
 	spareParity [][]byte       //
 	inflight    chan stripeErr // the stripe being written, nil if none
+	direct      bool           // every shard file is in O_DIRECT mode
 	fill        int
 	n           int64
 	err         error // sticky
@@ -68,8 +69,9 @@ func (s *Set) NewWriter(name string) (*Writer, error) {
 		w.parity[i], w.spareParity[i] = alignedBuf(w.p), alignedBuf(w.p)
 	}
 	if w.p%directAlign == 0 {
+		w.direct = true
 		for _, f := range w.files {
-			setDirect(f, true) // best effort: buffered where unsupported
+			w.direct = setDirect(f, true) && w.direct // best effort: buffered where unsupported
 		}
 	}
 	return w, nil
@@ -230,9 +232,9 @@ func (w *Writer) settle(r stripeErr) error {
 	return w.err
 }
 
-// writeStripe encodes parity and appends one piece per shard. Sequential
-// on purpose: callers run one writer per pack in parallel, and a goroutine
-// per piece costs more in scheduling than it saves.
+// writeStripe encodes parity and appends one piece per shard. Direct writes
+// wait for the disk, so they go to all shards at once; page-cache appends
+// are sequential, where a goroutine per piece costs more than it saves.
 func (w *Writer) writeStripe(buf []byte, parity [][]byte, pl int) stripeErr {
 	s := w.s
 	n := s.k + s.m
@@ -250,6 +252,18 @@ func (w *Writer) writeStripe(buf []byte, parity [][]byte, pl int) stripeErr {
 	}
 	for i := range n {
 		w.crcs[i] = append(w.crcs[i], crc(shards[i]))
+	}
+	if w.direct && pl == w.p {
+		errs := make([]error, n)
+		w.parallel(func(i int) { errs[i] = writeFull(w.files[i], shards[i]) })
+		for i, err := range errs {
+			if err != nil {
+				return stripeErr{i, err}
+			}
+		}
+		return stripeErr{}
+	}
+	for i := range n {
 		if err := writeFull(w.files[i], shards[i]); err != nil {
 			return stripeErr{i, err}
 		}
