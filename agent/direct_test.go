@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"bes/store/catalog"
@@ -137,5 +138,13 @@ func TestReadUnits(t *testing.T) {
 	}
 	if n != 6 {
 		t.Fatalf("%d blobs in units, want 6", n)
+	}
+}
+
+func TestProcessUmask(t *testing.T) {
+	old := syscall.Umask(0o027)
+	defer syscall.Umask(old)
+	if got := processUmask(); got != 0o027 {
+		t.Fatalf("umask %o, want 027", got)
 	}
 }

@@ -3,12 +3,30 @@ package agent
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"bes/store/manifest"
 )
+
+// processUmask reads the umask without changing it (umask(2) would, for
+// the whole process, racing other goroutines); 022 if it cannot be read.
+func processUmask() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(n)
+				}
+			}
+		}
+	}
+	return 0o022
+}
 
 // createPerm is the mode a restored file is created with: its own
 // permission bits, writable by the owner while it is being written.

@@ -112,9 +112,8 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer dc.close()
-	r := &restorer{repo: repo, dc: dc, o: o, plan: map[crypt.ID][]target{}, made: map[string]bool{}, asRoot: os.Geteuid() == 0}
-	r.umask = uint32(syscall.Umask(0))
-	syscall.Umask(int(r.umask))
+	r := &restorer{repo: repo, dc: dc, o: o, plan: map[crypt.ID][]target{}, made: map[string]bool{},
+		asRoot: os.Geteuid() == 0, umask: processUmask()}
 	incl, err := normIncludes(o.Includes)
 	if err != nil {
 		return nil, err

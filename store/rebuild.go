@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"bes/store/catalog"
-	"bes/store/crypt"
 	"bes/store/pack"
 )
 
@@ -147,5 +146,3 @@ func (r *Repo) swapCatalog(ctx context.Context, nc *catalog.Catalog, tmpPath str
 	r.cat = c
 	return nil
 }
-
-var _ = crypt.ID{}

@@ -191,3 +191,46 @@ func TestLocateChunks(t *testing.T) {
 		}
 	}
 }
+
+// A backup that dies after some packs were sealed leaves no point, and the
+// next one reuses every chunk that reached a sealed pack.
+func TestInterruptedSaveIsReused(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, 4, 2) // packs of 1 MiB
+	s, _ := r.NewSaver(SaverOptions{})
+	var blobs [][]byte
+	for i := 0; i < 12; i++ {
+		b := randBytes(uint64(500+i), 300<<10)
+		if _, _, err := s.Save(ctx, pack.TypeData, b); err != nil {
+			t.Fatal(err)
+		}
+		blobs = append(blobs, b)
+	}
+	s.Abort() // the process dies: the open pack is lost, sealed packs stay
+	if ps, _ := r.Points(ctx, catalog.PointFilter{}); len(ps) != 0 {
+		t.Fatalf("%d points after an interrupted backup", len(ps))
+	}
+	s2, _ := r.NewSaver(SaverOptions{})
+	reused := 0
+	for _, b := range blobs {
+		_, isNew, err := s2.Save(ctx, pack.TypeData, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isNew {
+			reused++
+		}
+	}
+	if err := s2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reused < 6 {
+		t.Fatalf("only %d of 12 chunks reused after the interruption", reused)
+	}
+	for _, b := range blobs {
+		got, err := r.LoadBlob(ctx, r.Keys().ChunkID(b), nil)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("load after interruption: %v", err)
+		}
+	}
+}

@@ -17,6 +17,23 @@ import (
 	"bes/appliance/cli"
 )
 
+func main() { os.Exit(run()) }
+
+func run() int {
+	defer profile()()
+	tuneGC()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := cli.Run(ctx, os.Args[1:], cli.Env{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+		IsTerminal: func(fd uintptr) bool { return term.IsTerminal(int(fd)) },
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bes: %v\n", err)
+	}
+	return cli.ExitCode(err)
+}
+
 // tuneGC keeps the heap close to what is live: backups and restores hold
 // large noscan buffers, so collecting more often costs little CPU and keeps
 // peak memory down. No memory limit: near a limit the collector runs
@@ -27,33 +44,23 @@ func tuneGC() {
 	}
 }
 
-func main() {
-	if path := os.Getenv("BES_CPUPROFILE"); path != "" { // developer aid: go tool pprof
-		if f, err := os.Create(path); err == nil {
-			pprof.StartCPUProfile(f)
-			defer pprof.StopCPUProfile()
+// profile starts the developer aids BES_CPUPROFILE (go tool pprof) and
+// BES_TRACE (go tool trace) and returns the function that stops them.
+func profile() func() {
+	var stops []func()
+	if path := os.Getenv("BES_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			stops = append(stops, pprof.StopCPUProfile)
 		}
 	}
-	if path := os.Getenv("BES_TRACE"); path != "" { // developer aid: go tool trace
-		if f, err := os.Create(path); err == nil {
-			trace.Start(f)
-			defer trace.Stop()
+	if path := os.Getenv("BES_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
+			stops = append(stops, trace.Stop)
 		}
 	}
-	tuneGC()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cli.Run(ctx, os.Args[1:], cli.Env{
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
-		IsTerminal: func(fd uintptr) bool { return term.IsTerminal(int(fd)) },
-	})
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bes: %v\n", err)
-	}
-	code := cli.ExitCode(err)
-	if code != 0 {
-		pprof.StopCPUProfile()
-		trace.Stop()
-		os.Exit(code)
+	return func() {
+		for _, s := range stops {
+			s()
+		}
 	}
 }
