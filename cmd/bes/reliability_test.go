@@ -179,31 +179,42 @@ func TestKill9DuringBackup(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	genTree(t, src, 21, 150, 48<<20)
 	rng := rand.New(rand.NewPCG(9, 9))
+	r.backup(src)
+	// How long a backup of the churn below takes here, to aim the kills.
+	churn := func(i int) {
+		for j := 0; j < 3; j++ {
+			b := make([]byte, 16<<20)
+			fillRandom(rng, b)
+			os.WriteFile(filepath.Join(src, fmt.Sprintf("churn-%d.bin", j)), b, 0o644)
+		}
+	}
+	churn(-1)
+	t0 := time.Now()
+	r.backup(src)
+	full := time.Since(t0)
 	kills := 0
 	for i := 0; i < 20; i++ {
-		// change a few files so every run has new data to write
-		for j := 0; j < 3; j++ {
-			b := make([]byte, 2<<20)
-			fillRandom(rng, b)
-			os.WriteFile(filepath.Join(src, fmt.Sprintf("churn-%d-%d.bin", i, j)), b, 0o644)
-		}
+		churn(i) // new data for every run
 		cmd := exec.Command(besBin, "backup", src, "--host", "h1")
 		cmd.Env = r.env
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.IntN(900)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
+		time.Sleep(time.Duration(rng.Int64N(int64(full))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			kills++
 		}
-		cmd.Wait()
-		out, errOut, code := r.run("verify", "--read-data")
-		if code != 0 {
-			t.Fatalf("after kill %d: verify --read-data: %s%s", i, out, errOut)
+		if out, errOut, code := r.run("verify"); code != 0 {
+			t.Fatalf("after kill %d: verify: %s%s", i, out, errOut)
 		}
 	}
 	if kills < 15 {
-		t.Fatalf("only %d of 20 backups were killed mid-run", kills)
+		t.Fatalf("only %d of 20 backups were killed mid-run (a backup takes %v here)", kills, full)
+	}
+	if out, errOut, code := r.run("verify", "--read-data"); code != 0 {
+		t.Fatalf("after the kills: verify --read-data: %s%s", out, errOut)
 	}
 	id := r.backup(src)
 	got, out, code := r.restoreTo(id, src, t.TempDir())
