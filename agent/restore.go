@@ -335,7 +335,12 @@ func (r *restorer) writeData(ctx context.Context) error {
 		r.chunkFailed(r.plan[id], fmt.Errorf("chunk %s: %w", id.String()[:16], store.ErrMissingChunk))
 	}
 	units := readUnits(byPack, unitSpan)
+	ahead := r.workers() // units the other workers are about to take
 	err = r.parallel(ctx, len(units), func(i int) error {
+		if k := i + ahead; k < len(units) { // read ahead while this unit decodes
+			v := units[k]
+			r.repo.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
+		}
 		u := units[i]
 		return r.repo.ReadPackBlobs(ctx, u[0].Pack, u, r.writeChunk, func(l catalog.Location, err error) error {
 			r.chunkFailed(r.plan[crypt.ID(l.ID)], err)
@@ -385,12 +390,16 @@ func readUnits(byPack map[string][]catalog.Location, span int64) [][]catalog.Loc
 	return units
 }
 
+func (r *restorer) workers() int {
+	if r.o.Workers > 0 {
+		return r.o.Workers
+	}
+	return max(2, runtime.GOMAXPROCS(0))
+}
+
 // parallel runs fn(0..n-1) on the restore workers; the first error stops it.
 func (r *restorer) parallel(ctx context.Context, n int, fn func(i int) error) error {
-	workers := r.o.Workers
-	if workers <= 0 {
-		workers = max(2, runtime.GOMAXPROCS(0))
-	}
+	workers := r.workers()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once

@@ -131,6 +131,10 @@ func (r *Repo) decode(l catalog.Location, stored, dst []byte) ([]byte, error) {
 	return out, nil
 }
 
+// Prefetch hints that the stored bytes [off, off+n) of a pack will be read
+// soon; the disks start reading them in the background.
+func (r *Repo) Prefetch(pack string, off, n int64) { r.set.Prefetch(pack, off, n) }
+
 // BlobFunc receives one verified blob. data is valid only during the call.
 type BlobFunc func(l catalog.Location, data []byte) error
 

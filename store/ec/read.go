@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // errBadPiece marks a piece that failed verification.
@@ -259,4 +261,38 @@ func (s *Set) readAt(ctx context.Context, pm *packMeta, p []byte, off int64) (in
 		pos = sEnd
 	}
 	return done, eof
+}
+
+// Prefetch asks the kernel to start reading the data pieces that hold pack
+// bytes [off, off+n) into the page cache (posix_fadvise WILLNEED), so a
+// later ReadAt finds them there. It is a hint: errors are ignored. Packs
+// are written with O_DIRECT and are not in the page cache after a backup.
+func (s *Set) Prefetch(name string, off, n int64) {
+	if checkNameErr(name) != nil || n <= 0 || off < 0 {
+		return
+	}
+	pm, _, err := s.getMeta(name, false)
+	if err != nil {
+		return
+	}
+	g := pm.g
+	end := min(off+n, g.Size)
+	if off >= end {
+		return
+	}
+	stripeLen := int64(s.k) * int64(g.P)
+	j0, j1 := int(off/stripeLen), int((end-1)/stripeLen)
+	from := g.pieceOff(j0)
+	to := g.pieceOff(j1) + int64(g.pieceLen(j1))
+	for d := 0; d < s.k; d++ {
+		if pm.shards[d].err != nil {
+			continue
+		}
+		f, err := os.Open(s.shardPath(d, name))
+		if err != nil {
+			continue
+		}
+		unix.Fadvise(int(f.Fd()), from, to-from, unix.FADV_WILLNEED)
+		f.Close()
+	}
 }
