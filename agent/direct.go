@@ -4,7 +4,8 @@ import (
 	"errors"
 	"sync"
 	"syscall"
-	"unsafe"
+
+	"bes/store/ec"
 )
 
 // Large files are restored with O_DIRECT: on the file systems appliances
@@ -15,7 +16,7 @@ import (
 // covered blocks at once and parks its unaligned edges in per-file partial
 // blocks that are written when the neighbouring chunk fills them.
 const (
-	blockSize = 4096
+	blockSize = ec.DirectAlign
 	directMin = 1 << 20 // files at least this big are written with O_DIRECT
 )
 
@@ -24,17 +25,7 @@ type partialBlock struct {
 	covered int
 }
 
-// alignedBuf returns n bytes whose first byte is blockSize-aligned.
-func alignedBuf(n int) []byte {
-	b := make([]byte, n+blockSize)
-	off := int(uintptr(unsafe.Pointer(&b[0])) & (blockSize - 1))
-	if off != 0 {
-		off = blockSize - off
-	}
-	return b[off : off+n : off+n]
-}
-
-var directBufs = sync.Pool{New: func() any { b := alignedBuf(4<<20 + 2*blockSize); return &b }}
+var directBufs = sync.Pool{New: func() any { b := ec.AlignedBuf(4<<20 + 2*blockSize); return &b }}
 
 // blockEnd is where block idx ends inside a file of the given size.
 func blockEnd(idx, size int64) int64 { return min((idx+1)*blockSize, size) }
@@ -57,7 +48,7 @@ func (r *restorer) writeDirect(fs *fileState, off int64, data []byte, zero bool)
 		nb := int((m1 - m0) * blockSize) // the file's last block is padded, truncated at the end
 		bp := directBufs.Get().(*[]byte)
 		if cap(*bp) < nb {
-			*bp = alignedBuf(nb)
+			*bp = ec.AlignedBuf(nb)
 		}
 		buf := (*bp)[:nb]
 		n := copy(buf, data[start-off:stop-off])
@@ -93,7 +84,7 @@ func (r *restorer) addPartial(fs *fileState, idx, off int64, data []byte, zero b
 	}
 	pb := fs.partial[idx]
 	if pb == nil {
-		pb = &partialBlock{buf: alignedBuf(blockSize)}
+		pb = &partialBlock{buf: ec.AlignedBuf(blockSize)}
 		fs.partial[idx] = pb
 	}
 	if !zero {

@@ -63,10 +63,10 @@ func (s *Set) NewWriter(name string) (*Writer, error) {
 			return nil, w.err
 		}
 	}
-	w.buf, w.spare = alignedBuf(s.k*w.p), alignedBuf(s.k*w.p)
+	w.buf, w.spare = AlignedBuf(s.k*w.p), AlignedBuf(s.k*w.p)
 	w.parity, w.spareParity = make([][]byte, s.m), make([][]byte, s.m)
 	for i := range w.parity {
-		w.parity[i], w.spareParity[i] = alignedBuf(w.p), alignedBuf(w.p)
+		w.parity[i], w.spareParity[i] = AlignedBuf(w.p), AlignedBuf(w.p)
 	}
 	if w.p%directAlign == 0 {
 		w.direct = true
@@ -83,10 +83,14 @@ func (s *Set) NewWriter(name string) (*Writer, error) {
 // soon. The header is one block and P a multiple of it, so every full piece
 // is aligned; the last, shorter stripe and the footer go through the page
 // cache (O_DIRECT is switched off before them).
-const directAlign = 4096
+const directAlign = DirectAlign
 
-// alignedBuf returns n bytes starting on a directAlign boundary.
-func alignedBuf(n int) []byte {
+// DirectAlign is the block alignment used for direct I/O (O_DIRECT).
+const DirectAlign = 4096
+
+// AlignedBuf returns n bytes starting on a DirectAlign boundary, as direct
+// I/O needs.
+func AlignedBuf(n int) []byte {
 	b := make([]byte, n+directAlign)
 	off := int(uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
 	if off != 0 {
