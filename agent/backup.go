@@ -72,7 +72,7 @@ type backup struct {
 	cpar  chunker.Params
 
 	files, dirs, bytes, read, errs, unchanged atomic.Int64
-	bufs                                      sync.Pool
+	bufs                                      *store.FreeList[*[]byte]
 }
 
 // Backup backs up local paths into a new restore point and returns it once
@@ -105,7 +105,8 @@ func Backup(ctx context.Context, repo *store.Repo, o BackupOptions) (*store.Poin
 	pt.Paths = roots
 	b := &backup{repo: repo, saver: saver, log: log, ex: ex, cpar: repo.ChunkerParams()}
 	max := b.cpar.Max
-	b.bufs.New = func() any { s := make([]byte, 0, max); return &s }
+	// chunk buffers: one per reader, per worker and per queued job
+	b.bufs = store.NewFreeList(4*runtime.GOMAXPROCS(0)+2, func() *[]byte { s := make([]byte, 0, max); return &s })
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -401,7 +402,7 @@ func (b *backup) readFile(ctx context.Context, c *chunker.Chunker, it *item, job
 	defer f.Close()
 	c.Reset(f)
 	for {
-		bp := b.bufs.Get().(*[]byte)
+		bp := b.bufs.Get()
 		data, err := c.Next((*bp)[:0])
 		if err == io.EOF {
 			b.bufs.Put(bp)

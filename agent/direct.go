@@ -2,9 +2,9 @@ package agent
 
 import (
 	"errors"
-	"sync"
 	"syscall"
 
+	"bes/store"
 	"bes/store/ec"
 )
 
@@ -25,7 +25,9 @@ type partialBlock struct {
 	covered int
 }
 
-var directBufs = sync.Pool{New: func() any { b := ec.AlignedBuf(4<<20 + 2*blockSize); return &b }}
+func newDirectBufs() *store.FreeList[*[]byte] {
+	return store.NewFreeList(8, func() *[]byte { b := ec.AlignedBuf(4<<20 + 2*blockSize); return &b })
+}
 
 // blockEnd is where block idx ends inside a file of the given size.
 func blockEnd(idx, size int64) int64 { return min((idx+1)*blockSize, size) }
@@ -46,7 +48,7 @@ func (r *restorer) writeDirect(fs *fileState, off int64, data []byte, zero bool)
 	if m1 > m0 && !zero {
 		start, stop := m0*blockSize, min(m1*blockSize, end)
 		nb := int((m1 - m0) * blockSize) // the file's last block is padded, truncated at the end
-		bp := directBufs.Get().(*[]byte)
+		bp := r.dbufs.Get()
 		if cap(*bp) < nb {
 			*bp = ec.AlignedBuf(nb)
 		}
@@ -54,7 +56,7 @@ func (r *restorer) writeDirect(fs *fileState, off int64, data []byte, zero bool)
 		n := copy(buf, data[start-off:stop-off])
 		clear(buf[n:])
 		_, err := fs.f.WriteAt(buf, start)
-		directBufs.Put(bp)
+		r.dbufs.Put(bp)
 		if err != nil {
 			return err
 		}

@@ -96,6 +96,7 @@ type restorer struct {
 	open    atomic.Int64
 	asRoot  bool
 	umask   uint32
+	dbufs   *store.FreeList[*[]byte] // aligned buffers for direct writes
 }
 
 // Restore writes point p (or the included parts of it) under o.Target.
@@ -113,7 +114,7 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 	}
 	defer dc.close()
 	r := &restorer{repo: repo, dc: dc, o: o, plan: map[crypt.ID][]target{}, made: map[string]bool{},
-		asRoot: os.Geteuid() == 0, umask: processUmask()}
+		asRoot: os.Geteuid() == 0, umask: processUmask(), dbufs: newDirectBufs()}
 	incl, err := normIncludes(o.Includes)
 	if err != nil {
 		return nil, err

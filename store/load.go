@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 
 	"bes/store/catalog"
 	"bes/store/compress"
@@ -37,8 +36,6 @@ func (r *Repo) Lookup(ctx context.Context, id crypt.ID) (catalog.Location, error
 	}
 	return l, err
 }
-
-var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
 // LocateChunks finds where the chunks in want are stored: by one scan of
 // the index when want is a large part of it, else by one lookup each. fn
@@ -86,40 +83,26 @@ func (r *Repo) LoadBlob(ctx context.Context, id crypt.ID, dst []byte) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	buf := grow(*bp, int(l.Length))
-	*bp = buf
+	buf := r.bufs.get(int(l.Length))
+	defer r.bufs.put(buf)
 	if _, err := r.set.ReadAt(ctx, l.Pack, buf, l.Offset); err != nil {
 		return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
 	}
 	return r.decode(l, buf, dst)
 }
 
-func grow(b []byte, n int) []byte {
-	if cap(b) < n {
-		return make([]byte, n)
-	}
-	return b[:n]
-}
-
-type decodeBufs struct{ plain []byte }
-
-var decBufs = sync.Pool{New: func() any { return &decodeBufs{} }}
-
 // decode turns a stored blob into verified plaintext appended to dst[:0].
 func (r *Repo) decode(l catalog.Location, stored, dst []byte) ([]byte, error) {
 	id := crypt.ID(l.ID)
 	comp := stored
-	db := decBufs.Get().(*decodeBufs)
-	defer decBufs.Put(db)
 	if l.Flags&pack.FlagEncrypted != 0 {
-		p, err := r.keys.Open(db.plain, stored, id[:])
+		scratch := r.bufs.get(len(stored))
+		defer func() { r.bufs.put(scratch) }()
+		p, err := r.keys.Open(scratch[:0], stored, id[:])
 		if err != nil {
 			return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
 		}
-		db.plain = p
-		comp = p
+		scratch, comp = p, p
 	}
 	out, err := r.codec.Decompress(dst, comp, compress.Algo(l.Flags&^pack.FlagEncrypted), int(l.RawLen))
 	if err != nil {
@@ -145,7 +128,8 @@ type BlobFunc func(l catalog.Location, data []byte) error
 func (r *Repo) ReadPackBlobs(ctx context.Context, pk string, locs []catalog.Location, fn BlobFunc, onErr func(catalog.Location, error) error) error {
 	sort.Slice(locs, func(i, j int) bool { return locs[i].Offset < locs[j].Offset })
 	const maxGap, maxSpan = 256 << 10, 8 << 20
-	var buf, plain []byte
+	buf, plain := r.bufs.get(0), r.bufs.get(0)
+	defer func() { r.bufs.put(buf); r.bufs.put(plain) }()
 	for i := 0; i < len(locs); {
 		j, end := i+1, locs[i].Offset+locs[i].Length
 		for j < len(locs) && locs[j].Offset-end <= maxGap && locs[j].Offset+locs[j].Length-locs[i].Offset <= maxSpan {
@@ -158,7 +142,12 @@ func (r *Repo) ReadPackBlobs(ctx context.Context, pk string, locs []catalog.Loca
 			return err
 		}
 		start := locs[i].Offset
-		buf = grow(buf, int(end-start))
+		if n := int(end - start); cap(buf) >= n {
+			buf = buf[:n]
+		} else {
+			r.bufs.put(buf)
+			buf = r.bufs.get(n)
+		}
 		if _, err := r.set.ReadAt(ctx, pk, buf, start); err != nil {
 			for _, l := range locs[i:j] {
 				if err := onErr(l, &DamageError{Pack: pk, Chunk: l.ID, Err: err}); err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"time"
 
@@ -87,6 +88,7 @@ type Repo struct {
 	lock  *writerLock
 	now   func() time.Time
 	cpar  chunker.Params
+	bufs  byteList // read and decode scratch
 }
 
 // keyFile is the on-disk copy of the config and key slots kept on each disk.
@@ -229,7 +231,8 @@ func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	r := &Repo{dir: dir, cfg: cfg, keys: keys, codec: compress.New(), log: log, now: now}
+	r := &Repo{dir: dir, cfg: cfg, keys: keys, codec: compress.New(), log: log, now: now,
+		bufs: newByteList(4 * runtime.GOMAXPROCS(0))}
 	r.cpar = chunker.Params{Min: cfg.ChunkMin, Avg: cfg.ChunkAvg, Max: cfg.ChunkMax, Seed: keys.ChunkerSeed()}
 	if err := r.cpar.Validate(); err != nil {
 		return nil, fmt.Errorf("open repository %s: chunker: %w", dir, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -41,7 +42,7 @@ type Saver struct {
 	err     error
 
 	newChunks, dupChunks, newBytes, storedBytes atomic.Int64
-	bufs                                        sync.Pool
+	bufs                                        *FreeList[*saveBufs]
 }
 
 type openPack struct {
@@ -68,6 +69,7 @@ func (r *Repo) NewSaver(o SaverOptions) (*Saver, error) {
 	return &Saver{
 		r: r, algo: algo, encrypt: !o.NoEncrypt && r.cfg.Encryption != "none",
 		pending: make(map[crypt.ID]struct{}), sealSem: make(chan struct{}, 2),
+		bufs: NewFreeList(2*runtime.GOMAXPROCS(0), func() *saveBufs { return &saveBufs{} }),
 	}, nil
 }
 
@@ -134,10 +136,7 @@ func (s *Saver) Save(ctx context.Context, typ uint8, data []byte) (crypt.ID, boo
 		s.dupChunks.Add(1)
 		return id, false, nil
 	}
-	b, _ := s.bufs.Get().(*saveBufs)
-	if b == nil {
-		b = &saveBufs{}
-	}
+	b := s.bufs.Get()
 	defer s.bufs.Put(b)
 	var algo compress.Algo
 	b.comp, algo = s.r.codec.Compress(b.comp, data, s.algo)

@@ -65,7 +65,7 @@ type Set struct {
 	// openFile creates a new temp file exclusively (hook for tests).
 	openFile func(path string) (shardFile, error)
 
-	bufPool sync.Pool // *[]byte
+	bufs chan []byte // piece buffers kept for reuse (not emptied by GC, unlike a sync.Pool)
 
 	mu    sync.Mutex
 	cache map[string]*packMeta
@@ -140,6 +140,7 @@ func Open(dirs []string, k, m int, opt Options) (*Set, error) {
 		log:   log,
 		enc:   enc,
 		cache: map[string]*packMeta{},
+		bufs:  make(chan []byte, 4*(k+m)),
 	}
 	s.openFile = func(path string) (shardFile, error) {
 		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -341,13 +342,14 @@ func (s *Set) Remove(ctx context.Context, name string) error {
 	return errors.Join(errs...)
 }
 
-// getBuf returns a buffer of length n from the pool.
+// getBuf returns a buffer of length n, reused when one is kept.
 func (s *Set) getBuf(n int) []byte {
-	if v := s.bufPool.Get(); v != nil {
-		b := *(v.(*[]byte))
+	select {
+	case b := <-s.bufs:
 		if cap(b) >= n {
 			return b[:n]
 		}
+	default:
 	}
 	return make([]byte, n, max(n, s.piece))
 }
@@ -356,8 +358,10 @@ func (s *Set) putBuf(b []byte) {
 	if b == nil || cap(b) == 0 {
 		return
 	}
-	b = b[:0]
-	s.bufPool.Put(&b)
+	select {
+	case s.bufs <- b[:0]:
+	default:
+	}
 }
 
 // mkdirDurable creates dir (and missing parents) with mode 0700, fsyncing
