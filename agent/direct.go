@@ -26,7 +26,7 @@ type partialBlock struct {
 }
 
 func newDirectBufs() *store.FreeList[*[]byte] {
-	return store.NewFreeList(8, func() *[]byte { b := ec.AlignedBuf(4<<20 + 2*blockSize); return &b })
+	return store.NewFreeList(4, func() *[]byte { b := ec.AlignedBuf(4<<20 + 2*blockSize); return &b })
 }
 
 // blockEnd is where block idx ends inside a file of the given size.

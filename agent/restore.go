@@ -364,7 +364,7 @@ func (r *restorer) writeData(ctx context.Context) error {
 
 // unitSpan bounds the pack range one worker reads in one go: whole packs
 // as work units leave one worker alone with the last pack at the end.
-const unitSpan = 8 << 20
+const unitSpan = 4 << 20
 
 // readUnits cuts each pack's blobs (in offset order) into runs spanning at
 // most span bytes; every blob is in exactly one unit, so every byte is

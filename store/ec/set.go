@@ -140,7 +140,7 @@ func Open(dirs []string, k, m int, opt Options) (*Set, error) {
 		log:   log,
 		enc:   enc,
 		cache: map[string]*packMeta{},
-		bufs:  make(chan []byte, 4*(k+m)),
+		bufs:  make(chan []byte, 2*(k+m)),
 	}
 	s.openFile = func(path string) (shardFile, error) {
 		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
