@@ -186,3 +186,31 @@ func TestRestoreStaysInTarget(t *testing.T) {
 		t.Fatalf("restore wrote outside the target: %v", ents)
 	}
 }
+
+// A backup of a tree that contains the repository leaves the repository
+// and its disks out.
+func TestBackupSkipsItsOwnRepository(t *testing.T) {
+	ctx := context.Background()
+	top := t.TempDir()
+	r, err := store.Init(ctx, store.InitOptions{Dir: filepath.Join(top, "repo"),
+		KEK:    crypt.PassphraseWithCost([]byte("pw"), crypt.Argon2Params{Time: 1, MemoryKiB: 1024, Threads: 1}),
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	writeFile(t, filepath.Join(top, "data", "a.txt"), []byte("a"))
+	p, err := Backup(ctx, r, BackupOptions{Paths: []string{top}, Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.WalkManifest(ctx, p, func(e *manifest.Entry) error {
+		if strings.Contains(e.Path, "/repo") {
+			t.Errorf("backed up the repository: %s", e.Path)
+		}
+		return nil
+	})
+	if err != nil || p.Stats.Files != 1 {
+		t.Fatalf("files %d, %v", p.Stats.Files, err)
+	}
+}

@@ -87,6 +87,11 @@ func Backup(ctx context.Context, repo *store.Repo, o BackupOptions) (*store.Poin
 	if err != nil {
 		return nil, err
 	}
+	// Never back up the repository into itself.
+	ex.skip = map[string]bool{repo.Dir(): true}
+	for _, d := range repo.Config().Disks {
+		ex.skip[d] = true
+	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
 	}

@@ -13,8 +13,12 @@ import (
 )
 
 // excluder matches exclude globs: a pattern without '/' matches any base
-// name; one with '/' matches the whole absolute path or a parent of it.
-type excluder struct{ base, full []string }
+// name; one with '/' matches the whole absolute path. skip holds exact
+// paths never backed up (the repository and its disks).
+type excluder struct {
+	base, full []string
+	skip       map[string]bool
+}
 
 func newExcluder(globs []string) (*excluder, error) {
 	x := &excluder{}
@@ -32,6 +36,9 @@ func newExcluder(globs []string) (*excluder, error) {
 }
 
 func (x *excluder) match(abs string) bool {
+	if x.skip[abs] {
+		return true
+	}
 	base := filepath.Base(abs)
 	for _, g := range x.base {
 		if ok, _ := filepath.Match(g, base); ok {
