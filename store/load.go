@@ -95,6 +95,18 @@ func (r *Repo) LoadBlob(ctx context.Context, id crypt.ID, dst []byte) ([]byte, e
 func (r *Repo) decode(l catalog.Location, stored, dst []byte) ([]byte, error) {
 	id := crypt.ID(l.ID)
 	comp := stored
+	algo := compress.Algo(l.Flags &^ pack.FlagEncrypted)
+	if l.Flags&pack.FlagEncrypted != 0 && algo == compress.None {
+		// Stored raw: decrypt straight into dst, no copy after.
+		out, err := r.keys.Open(dst[:0], stored, id[:])
+		if err == nil && int64(len(out)) != l.RawLen {
+			err = fmt.Errorf("raw blob of %d bytes, index says %d", len(out), l.RawLen)
+		}
+		if err != nil {
+			return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
+		}
+		return r.verify(l, out)
+	}
 	if l.Flags&pack.FlagEncrypted != 0 {
 		scratch := r.bufs.get(len(stored))
 		defer func() { r.bufs.put(scratch) }()
@@ -104,12 +116,18 @@ func (r *Repo) decode(l catalog.Location, stored, dst []byte) ([]byte, error) {
 		}
 		scratch, comp = p, p
 	}
-	out, err := r.codec.Decompress(dst, comp, compress.Algo(l.Flags&^pack.FlagEncrypted), int(l.RawLen))
+	out, err := r.codec.Decompress(dst, comp, algo, int(l.RawLen))
 	if err != nil {
 		return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
 	}
-	if r.keys.ChunkID(out) != id {
-		return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: errors.New("content does not match its ID")}
+	return r.verify(l, out)
+}
+
+// verify checks plaintext against its chunk ID: restore never trusts the
+// index or the encryption alone.
+func (r *Repo) verify(l catalog.Location, out []byte) ([]byte, error) {
+	if r.keys.ChunkID(out) != crypt.ID(l.ID) {
+		return nil, &DamageError{Pack: l.Pack, Chunk: l.ID, Err: errors.New("content does not match its ID")}
 	}
 	return out, nil
 }

@@ -57,6 +57,12 @@ func (r *reader) buf(i, n int) []byte {
 
 // readPiece reads piece j of shard i into r.bufs[i] and verifies it.
 func (r *reader) readPiece(i, j int) error {
+	return r.readPieceInto(i, j, r.buf(i, r.pm.g.pieceLen(j)))
+}
+
+// readPieceInto reads piece j of shard i into b (exactly its length) and
+// verifies it; on failure b holds garbage.
+func (r *reader) readPieceInto(i, j int, b []byte) error {
 	if r.dead[i] != nil {
 		return r.dead[i]
 	}
@@ -69,7 +75,6 @@ func (r *reader) readPiece(i, j int) error {
 		r.files[i] = f
 	}
 	g := r.pm.g
-	b := r.buf(i, g.pieceLen(j))
 	if n, err := r.files[i].ReadAt(b, g.pieceOff(j)); n < len(b) {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -245,19 +250,31 @@ func (s *Set) readAt(ctx context.Context, pm *packMeta, p []byte, off int64) (in
 		clear(want)
 		d0 := int((pos - start) / plen)
 		d1 := int((sEnd - 1 - start) / plen)
-		for d := d0; d <= d1; d++ {
-			want[d] = true
-		}
-		if err := r.stripe(j, want, avoid); err != nil {
-			return done, err
-		}
+		need := false
 		for d := d0; d <= d1; d++ {
 			pStart := start + int64(d)*plen
-			from := max(pos, pStart)
-			to := min(sEnd, pStart+plen)
-			copy(p[done:], r.bufs[d][from-pStart:to-pStart])
-			done += int(to - from)
+			from, to := max(pos, pStart), min(sEnd, pStart+plen)
+			// A whole, healthy piece is read straight into p and verified
+			// there; anything else goes through the stripe path.
+			whole := from == pStart && to == pStart+plen
+			if !whole || r.readPieceInto(d, j, p[done+int(from-pos):done+int(to-pos)]) != nil {
+				want[d], need = true, true
+			}
 		}
+		if need {
+			if err := r.stripe(j, want, avoid); err != nil {
+				return done, err
+			}
+		}
+		for d := d0; d <= d1; d++ {
+			if !want[d] {
+				continue
+			}
+			pStart := start + int64(d)*plen
+			from, to := max(pos, pStart), min(sEnd, pStart+plen)
+			copy(p[done+int(from-pos):], r.bufs[d][from-pStart:to-pStart])
+		}
+		done += int(sEnd - pos)
 		pos = sEnd
 	}
 	return done, eof
