@@ -33,8 +33,7 @@ type Saver struct {
 	dmu     sync.Mutex // dedup: pending + catalog check are atomic together
 	pending map[crypt.ID]struct{}
 
-	pmu sync.Mutex // the open pack
-	cur *openPack
+	open *packSlots // open packs, one per concurrent writer
 
 	sealSem chan struct{}
 	sealWG  sync.WaitGroup
@@ -43,6 +42,44 @@ type Saver struct {
 
 	newChunks, dupChunks, newBytes, storedBytes atomic.Int64
 	bufs                                        *FreeList[*saveBufs]
+}
+
+// packSlots hands each concurrent writer an open pack of its own. A slot
+// holds nil until its first blob. Open packs are handed out before empty
+// slots, most recent first, so one writer alone keeps filling one pack.
+type packSlots struct {
+	n    int
+	mu   sync.Mutex
+	free []*openPack // empty slots at the bottom, open packs on top
+	sem  chan struct{}
+}
+
+func openSlots(n int) *packSlots {
+	s := &packSlots{n: n, free: make([]*openPack, n), sem: make(chan struct{}, n)}
+	for range n {
+		s.sem <- struct{}{}
+	}
+	return s
+}
+
+func (s *packSlots) take() *openPack {
+	<-s.sem
+	s.mu.Lock()
+	p := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	s.mu.Unlock()
+	return p
+}
+
+func (s *packSlots) give(p *openPack) {
+	s.mu.Lock()
+	if p == nil {
+		s.free = append([]*openPack{nil}, s.free...)
+	} else {
+		s.free = append(s.free, p)
+	}
+	s.mu.Unlock()
+	s.sem <- struct{}{}
 }
 
 type openPack struct {
@@ -70,6 +107,7 @@ func (r *Repo) NewSaver(o SaverOptions) (*Saver, error) {
 		r: r, algo: algo, encrypt: !o.NoEncrypt && r.cfg.Encryption != "none",
 		pending: make(map[crypt.ID]struct{}), sealSem: make(chan struct{}, 2),
 		bufs: NewFreeList(2*runtime.GOMAXPROCS(0), func() *saveBufs { return &saveBufs{} }),
+		open: openSlots(runtime.GOMAXPROCS(0)),
 	}, nil
 }
 
@@ -157,37 +195,51 @@ func (s *Saver) Save(ctx context.Context, typ uint8, data []byte) (crypt.ID, boo
 	return id, true, nil
 }
 
+// append adds a stored blob to one of the open packs. Each concurrent
+// caller takes a pack of its own from s.open (a slot is nil until its first
+// blob), so chunk workers never wait for each other's pack writes.
 func (s *Saver) append(ctx context.Context, e pack.Entry, stored []byte) error {
-	s.pmu.Lock()
-	defer s.pmu.Unlock()
-	if s.cur == nil {
+	p := s.open.take()
+	defer func() { s.open.give(p) }()
+	if p == nil {
 		name := newID()
 		w, err := s.r.set.NewWriter(name)
 		if err != nil {
 			return fmt.Errorf("store: new pack: %w", err)
 		}
-		s.cur = &openPack{name: name, w: w}
+		p = &openPack{name: name, w: w}
 	}
-	e.Offset = s.cur.w.Len()
-	if _, err := s.cur.w.Write(stored); err != nil {
-		s.cur.w.Abort()
-		s.cur = nil
+	e.Offset = p.w.Len()
+	if _, err := p.w.Write(stored); err != nil {
+		p.w.Abort()
+		p = nil
 		return fmt.Errorf("store: write pack: %w", err)
 	}
-	s.cur.entries = append(s.cur.entries, e)
-	if s.cur.w.Len() >= s.r.cfg.PackSize {
-		s.startSeal(ctx)
+	p.entries = append(p.entries, e)
+	if p.w.Len() >= s.r.cfg.PackSize {
+		s.startSeal(ctx, p)
+		p = nil
 	}
 	return nil
 }
 
-// startSeal hands the open pack to a sealing goroutine. Caller holds pmu.
-func (s *Saver) startSeal(ctx context.Context) {
-	p := s.cur
-	s.cur = nil
-	if p == nil {
-		return
+// takeAll empties every open-pack slot and hands each open pack to fn; the
+// slots are given back empty. No append runs meanwhile.
+func (s *Saver) takeAll(fn func(*openPack)) {
+	ps := make([]*openPack, 0, s.open.n)
+	for range s.open.n {
+		ps = append(ps, s.open.take())
 	}
+	for _, p := range ps {
+		if p != nil {
+			fn(p)
+		}
+		s.open.give(nil)
+	}
+}
+
+// startSeal hands the open pack to a sealing goroutine. Caller holds pmu.
+func (s *Saver) startSeal(ctx context.Context, p *openPack) {
 	s.sealSem <- struct{}{}
 	s.sealWG.Add(1)
 	go func() {
@@ -230,9 +282,7 @@ func (s *Saver) seal(ctx context.Context, p *openPack) error {
 // Flush seals the open pack and waits until every blob saved so far is
 // durable on the disks and indexed in the catalog.
 func (s *Saver) Flush(ctx context.Context) error {
-	s.pmu.Lock()
-	s.startSeal(ctx)
-	s.pmu.Unlock()
+	s.takeAll(func(p *openPack) { s.startSeal(ctx, p) })
 	s.sealWG.Wait()
 	return s.failed()
 }
@@ -240,11 +290,6 @@ func (s *Saver) Flush(ctx context.Context) error {
 // Abort drops the open pack (its temp shards are removed) and waits for
 // seals in flight. Sealed packs stay: their blobs are indexed and reused.
 func (s *Saver) Abort() {
-	s.pmu.Lock()
-	if s.cur != nil {
-		s.cur.w.Abort()
-		s.cur = nil
-	}
-	s.pmu.Unlock()
+	s.takeAll(func(p *openPack) { p.w.Abort() })
 	s.sealWG.Wait()
 }

@@ -40,7 +40,7 @@ func run() int {
 // continuously and a big backup slows down several times. GOGC still wins.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
+		debug.SetGCPercent(25)
 	}
 }
 
