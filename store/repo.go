@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"bes/store/catalog"
@@ -183,6 +184,32 @@ func Init(ctx context.Context, o InitOptions) (*Repo, error) {
 	}
 	log.Info("repository created", "dir", dir, "ec", fmt.Sprintf("%d+%d", k, m), "disks", len(disks))
 	return Open(ctx, OpenOptions{Dir: dir, KEK: o.KEK, Write: true, Command: "init", Logger: log, Now: now})
+}
+
+// ErrDiskMissing is returned when a disk of the set is absent or is not
+// this repository's (an unmounted disk leaves an empty mount point).
+var ErrDiskMissing = errors.New("disk missing or not this repository's")
+
+// checkDisks makes sure every disk carries this repository's identity
+// before anything is written: a backup never writes shards onto an empty
+// mount point. Reads need no such check (missing shards are rebuilt from
+// parity), and scrub --repair restores the identity on a replaced disk.
+func (r *Repo) checkDisks() error {
+	var bad []string
+	for i, d := range r.cfg.Disks {
+		b, err := os.ReadFile(filepath.Join(d, DiskCopy))
+		var dc diskCopy
+		if err == nil {
+			err = json.Unmarshal(b, &dc)
+		}
+		if err != nil || dc.Config.ID != r.cfg.ID {
+			bad = append(bad, fmt.Sprintf("disk%d (%s)", i+1, d))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s; mount it, or after replacing a disk run bes scrub --repair", ErrDiskMissing, strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func writeDiskCopies(cfg Config, slots []crypt.Slot) error {

@@ -103,6 +103,9 @@ func (r *Repo) NewSaver(o SaverOptions) (*Saver, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkDisks(); err != nil {
+		return nil, err
+	}
 	return &Saver{
 		r: r, algo: algo, encrypt: !o.NoEncrypt && r.cfg.Encryption != "none",
 		pending: make(map[crypt.ID]struct{}), sealSem: make(chan struct{}, 2),

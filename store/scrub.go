@@ -118,23 +118,40 @@ func (r *Repo) Scrub(ctx context.Context, repair bool, progress func(done int, n
 	return rep, nil
 }
 
-func (r *Repo) repairDiskCopies() error {
+func (r *Repo) repairDiskCopies() error { return repairDiskCopies(r.dir, r.cfg) }
+
+// RepairDiskIdentity writes the repository's identity (config and wrapped
+// key slots) onto every disk that lost it, such as a replaced disk after
+// its shards were repaired. It needs no key.
+func RepairDiskIdentity(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return fmt.Errorf("repair disk identity: %w", err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("repair disk identity: config.json: %w", err)
+	}
+	return repairDiskCopies(dir, cfg)
+}
+
+func repairDiskCopies(dir string, cfg Config) error {
 	var slots []crypt.Slot
-	names, _ := filepath.Glob(filepath.Join(r.dir, KeysDir, "*.json"))
+	names, _ := filepath.Glob(filepath.Join(dir, KeysDir, "*.json"))
 	for _, n := range names {
 		var s crypt.Slot
 		if b, err := os.ReadFile(n); err == nil && json.Unmarshal(b, &s) == nil {
 			slots = append(slots, s)
 		}
 	}
-	for _, d := range r.cfg.Disks {
+	for _, d := range cfg.Disks {
 		if _, err := os.Stat(filepath.Join(d, DiskCopy)); err == nil {
 			continue
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
-		b, _ := json.MarshalIndent(diskCopy{Config: r.cfg, Slots: slots}, "", "  ")
+		b, _ := json.MarshalIndent(diskCopy{Config: cfg, Slots: slots}, "", "  ")
 		if err := writeFileAtomic(filepath.Join(d, DiskCopy), b, 0o600); err != nil {
 			return err
 		}

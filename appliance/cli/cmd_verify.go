@@ -96,6 +96,11 @@ func scrubCmd(g *globals) *cobra.Command {
 				if rep, err = store.ScrubSet(ctx, set, repair, nil); err != nil {
 					return err
 				}
+				if repair {
+					if err := store.RepairDiskIdentity(dir); err != nil {
+						rep.Errors = append(rep.Errors, err.Error())
+					}
+				}
 			}
 			if g.json {
 				g.printJSON(rep)

@@ -73,9 +73,12 @@ func TestMissingDisksBeyondParity(t *testing.T) {
 	if !strings.Contains(out, "unrecoverable") && !strings.Contains(out, "damaged") {
 		t.Errorf("unclear error: %s", out)
 	}
-	if _, _, code := r.run("backup", src, "--host", "h1"); code == 0 {
-		// a backup with too few disks may fail; it must never harm what is stored
-		t.Log("backup with 3 disks missing succeeded")
+	// A backup never writes onto missing disks (an empty mount point).
+	if _, errOut, code := r.run("backup", src, "--host", "h1"); code == 0 || !strings.Contains(errOut, "disk missing") {
+		t.Fatalf("backup with 3 disks missing: exit %d: %s", code, errOut)
+	}
+	if n := len(r.points()); n != 1 {
+		t.Fatalf("%d points after the refused backup, want 1", n)
 	}
 	for d, a := range moved {
 		os.RemoveAll(d)
