@@ -137,6 +137,10 @@ func Init(ctx context.Context, o InitOptions) (*Repo, error) {
 		if disks[i], err = filepath.Abs(d); err != nil {
 			return nil, fmt.Errorf("init: disk %s: %w", d, err)
 		}
+		// Never take over a disk that belongs to a repository already.
+		if _, err := os.Stat(filepath.Join(disks[i], DiskCopy)); err == nil {
+			return nil, fmt.Errorf("init: %s already belongs to a repository (it holds %s)", disks[i], DiskCopy)
+		}
 	}
 	comp := orDefault(o.Compression, "zstd")
 	if _, err := compress.ParseAlgo(comp); err != nil {

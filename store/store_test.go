@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"bes/store/catalog"
@@ -232,5 +233,14 @@ func TestInterruptedSaveIsReused(t *testing.T) {
 		if err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("load after interruption: %v", err)
 		}
+	}
+}
+
+func TestInitRefusesAnotherRepositorysDisk(t *testing.T) {
+	r := testRepo(t, 2, 1)
+	_, err := Init(context.Background(), InitOptions{Dir: t.TempDir(), Disks: r.Config().Disks, K: 2, M: 1,
+		KEK: crypt.Passphrase([]byte("pw"))})
+	if err == nil || !strings.Contains(err.Error(), "already belongs") {
+		t.Fatalf("init on another repository's disks: %v", err)
 	}
 }
