@@ -334,9 +334,6 @@ func (r *Repo) Dir() string { return r.dir }
 // Config returns the repository configuration.
 func (r *Repo) Config() Config { return r.cfg }
 
-// Catalog returns the catalog.
-func (r *Repo) Catalog() *catalog.Catalog { return r.cat }
-
 // Keys returns the derived keys.
 func (r *Repo) Keys() *crypt.Keys { return r.keys }
 

@@ -149,17 +149,6 @@ func (s *Saver) claim(ctx context.Context, id crypt.ID) (bool, error) {
 	return true, nil
 }
 
-// Has reports whether a blob with this ID is stored or being stored.
-func (s *Saver) Has(ctx context.Context, id crypt.ID) (bool, error) {
-	s.dmu.Lock()
-	_, ok := s.pending[id]
-	s.dmu.Unlock()
-	if ok {
-		return true, nil
-	}
-	return s.r.cat.Has(ctx, id)
-}
-
 type saveBufs struct{ comp, sealed []byte }
 
 // Save stores data as a blob of type typ unless a blob with its ID is
