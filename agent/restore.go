@@ -468,8 +468,10 @@ func (r *restorer) openFile(fs *fileState) bool {
 	}
 	f, err := r.dc.openFile(fs.path, flags, createPerm(fs.meta.Mode))
 	if fs.direct && isDirectUnsupported(err) {
+		// Some file systems create the file and then refuse O_DIRECT: open
+		// it plainly (without O_EXCL, it may exist now; it is ours).
 		fs.direct = false
-		return r.openFile(fs)
+		f, err = r.dc.openFile(fs.path, flags&^(syscall.O_DIRECT|os.O_EXCL), createPerm(fs.meta.Mode))
 	}
 	if err == nil && !fs.created && fs.meta.Size > 0 && (fs.chunks > 1 || fs.direct) {
 		err = f.Truncate(fs.meta.Size) // pre-sized: all-zero chunks stay holes

@@ -96,25 +96,24 @@ func (r *Repo) decode(l catalog.Location, stored, dst []byte) ([]byte, error) {
 	id := crypt.ID(l.ID)
 	comp := stored
 	algo := compress.Algo(l.Flags &^ pack.FlagEncrypted)
-	if l.Flags&pack.FlagEncrypted != 0 && algo == compress.None {
-		// Stored raw: decrypt straight into dst, no copy after.
-		out, err := r.keys.Open(dst[:0], stored, id[:])
-		if err == nil && int64(len(out)) != l.RawLen {
-			err = fmt.Errorf("raw blob of %d bytes, index says %d", len(out), l.RawLen)
-		}
-		if err != nil {
-			return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
-		}
-		return r.verify(l, out)
-	}
 	if l.Flags&pack.FlagEncrypted != 0 {
-		scratch := r.bufs.get(len(stored))
-		defer func() { r.bufs.put(scratch) }()
-		p, err := r.keys.Open(scratch[:0], stored, id[:])
+		into := dst[:0] // a raw blob decrypts straight into the output
+		if algo != compress.None {
+			scratch := r.bufs.get(len(stored)) // plaintext is shorter: never regrown
+			defer r.bufs.put(scratch)
+			into = scratch[:0]
+		}
+		p, err := r.keys.Open(into, stored, id[:])
 		if err != nil {
 			return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
 		}
-		scratch, comp = p, p
+		if algo == compress.None {
+			if int64(len(p)) != l.RawLen {
+				return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: fmt.Errorf("raw blob of %d bytes, index says %d", len(p), l.RawLen)}
+			}
+			return r.verify(l, p)
+		}
+		comp = p
 	}
 	out, err := r.codec.Decompress(dst, comp, algo, int(l.RawLen))
 	if err != nil {

@@ -48,14 +48,13 @@ type Saver struct {
 // holds nil until its first blob. Open packs are handed out before empty
 // slots, most recent first, so one writer alone keeps filling one pack.
 type packSlots struct {
-	n    int
 	mu   sync.Mutex
 	free []*openPack // empty slots at the bottom, open packs on top
 	sem  chan struct{}
 }
 
 func openSlots(n int) *packSlots {
-	s := &packSlots{n: n, free: make([]*openPack, n), sem: make(chan struct{}, n)}
+	s := &packSlots{free: make([]*openPack, n), sem: make(chan struct{}, n)}
 	for range n {
 		s.sem <- struct{}{}
 	}
@@ -218,8 +217,8 @@ func (s *Saver) append(ctx context.Context, e pack.Entry, stored []byte) error {
 // takeAll empties every open-pack slot and hands each open pack to fn; the
 // slots are given back empty. No append runs meanwhile.
 func (s *Saver) takeAll(fn func(*openPack)) {
-	ps := make([]*openPack, 0, s.open.n)
-	for range s.open.n {
+	ps := make([]*openPack, 0, cap(s.open.sem))
+	for range cap(s.open.sem) {
 		ps = append(ps, s.open.take())
 	}
 	for _, p := range ps {

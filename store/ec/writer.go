@@ -68,7 +68,7 @@ func (s *Set) NewWriter(name string) (*Writer, error) {
 	for i := range w.parity {
 		w.parity[i], w.spareParity[i] = AlignedBuf(w.p), AlignedBuf(w.p)
 	}
-	if w.p%directAlign == 0 {
+	if w.p%DirectAlign == 0 {
 		w.direct = true
 		for _, f := range w.files {
 			w.direct = setDirect(f, true) && w.direct // best effort: buffered where unsupported
@@ -83,18 +83,16 @@ func (s *Set) NewWriter(name string) (*Writer, error) {
 // soon. The header is one block and P a multiple of it, so every full piece
 // is aligned; the last, shorter stripe and the footer go through the page
 // cache (O_DIRECT is switched off before them).
-const directAlign = DirectAlign
-
 // DirectAlign is the block alignment used for direct I/O (O_DIRECT).
 const DirectAlign = 4096
 
 // AlignedBuf returns n bytes starting on a DirectAlign boundary, as direct
 // I/O needs.
 func AlignedBuf(n int) []byte {
-	b := make([]byte, n+directAlign)
-	off := int(uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
+	b := make([]byte, n+DirectAlign)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & (DirectAlign - 1))
 	if off != 0 {
-		off = directAlign - off
+		off = DirectAlign - off
 	}
 	return b[off : off+n : off+n]
 }
@@ -257,7 +255,7 @@ func (w *Writer) writeStripe(buf []byte, parity [][]byte, pl int) stripeErr {
 	for i := range n {
 		w.crcs[i] = append(w.crcs[i], crc(shards[i]))
 	}
-	if w.direct && pl == w.p {
+	if w.direct {
 		errs := make([]error, n)
 		w.parallel(func(i int) { errs[i] = writeFull(w.files[i], shards[i]) })
 		for i, err := range errs {
@@ -310,13 +308,13 @@ func (w *Writer) Commit() error {
 		return err
 	}
 	s := w.s
+	// The last, shorter stripe and the footers are not block-sized.
+	for _, f := range w.files {
+		setDirect(f, false)
+	}
+	w.direct = false
 	if w.fill > 0 {
 		pl := int(roundUp(int64((w.fill+s.k-1)/s.k), pieceAlign))
-		if pl%directAlign != 0 {
-			for _, f := range w.files {
-				setDirect(f, false)
-			}
-		}
 		if err := w.flush(pl, false); err != nil {
 			return err
 		}
@@ -325,7 +323,6 @@ func (w *Writer) Commit() error {
 	errs := make([]error, len(w.files))
 	ops := make([]string, len(w.files))
 	w.parallel(func(i int) {
-		setDirect(w.files[i], false) // the footer is not block-sized
 		f := footer{Size: w.n, Stripes: g.N, LastPiece: g.LastP, CRCs: w.crcs[i]}
 		if err := writeFull(w.files[i], f.encode()); err != nil {
 			errs[i], ops[i] = err, "write footer of"
