@@ -3,6 +3,7 @@ module bes
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/klauspost/compress v1.20.3
 	github.com/klauspost/reedsolomon v1.14.2
 	github.com/mattn/go-sqlite3 v1.14.53

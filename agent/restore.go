@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,7 +67,8 @@ type fileState struct {
 	created   bool
 	failed    bool
 	remaining int                     // chunk targets not yet written
-	chunks    int                     // chunk targets in all
+	chunks    int                     // chunk refs in all (holes included)
+	holes     bool                    // some refs are holes: pre-size the file
 	direct    bool                    // written with O_DIRECT (see direct.go)
 	partial   map[int64]*partialBlock // direct: unaligned block edges not yet complete
 }
@@ -282,12 +282,17 @@ func (r *restorer) plan1(e *manifest.Entry) int64 {
 		}
 	}
 	idx := int32(len(r.files))
-	r.files = append(r.files, &fileState{fileRec: fileRec{e.Path, meta}, remaining: len(e.Chunks), chunks: len(e.Chunks),
-		direct: !r.o.Buffered && e.Size >= directMin})
+	fs := &fileState{fileRec: fileRec{e.Path, meta}, chunks: len(e.Chunks), direct: !r.o.Buffered && e.Size >= directMin}
+	r.files = append(r.files, fs)
 	r.sum.Files++
 	var off int64
 	for _, c := range e.Chunks {
-		r.plan[c.ID] = append(r.plan[c.ID], target{idx, off})
+		if c.Hole() { // never stored: stays a hole of the pre-sized file
+			fs.holes = true
+		} else {
+			r.plan[c.ID] = append(r.plan[c.ID], target{idx, off})
+			fs.remaining++
+		}
 		off += int64(c.Size)
 	}
 	return e.Size
@@ -325,32 +330,18 @@ func (r *restorer) progress(ctx context.Context, total int64, start time.Time) f
 // pack once, in offset order, writing every chunk to all its targets; then
 // the files without data are created, also in parallel.
 func (r *restorer) writeData(ctx context.Context) error {
-	byPack := map[string][]catalog.Location{}
-	missing, err := store.LocateChunks(ctx, r.repo, r.plan, func(l catalog.Location) {
-		byPack[l.Pack] = append(byPack[l.Pack], l)
-	})
+	missing, err := store.Fetch(ctx, r.repo, r.plan, store.FetchOptions{Workers: r.o.Workers}, r.writeChunk,
+		func(l catalog.Location, err error) error {
+			r.chunkFailed(r.plan[crypt.ID(l.ID)], err)
+			return nil
+		})
 	if err != nil {
 		return err
 	}
 	for _, id := range missing {
 		r.chunkFailed(r.plan[id], fmt.Errorf("chunk %s: %w", id.String()[:16], store.ErrMissingChunk))
 	}
-	units := readUnits(byPack, unitSpan)
-	ahead := r.workers() // units the other workers are about to take
-	err = r.parallel(ctx, len(units), func(i int) error {
-		if k := i + ahead; k < len(units) { // read ahead while this unit decodes
-			v := units[k]
-			r.repo.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
-		}
-		u := units[i]
-		return r.repo.ReadPackBlobs(ctx, u[0].Pack, u, r.writeChunk, func(l catalog.Location, err error) error {
-			r.chunkFailed(r.plan[crypt.ID(l.ID)], err)
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
+	// Files the data phase never opened: empty, all holes, or failed.
 	return r.parallel(ctx, len(r.files), func(i int) error {
 		fs := r.files[i]
 		fs.mu.Lock()
@@ -360,35 +351,6 @@ func (r *restorer) writeData(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// unitSpan bounds the pack range one worker reads in one go: whole packs
-// as work units leave one worker alone with the last pack at the end.
-const unitSpan = 4 << 20
-
-// readUnits cuts each pack's blobs (in offset order) into runs spanning at
-// most span bytes; every blob is in exactly one unit, so every byte is
-// still read once, and packs are taken in name order.
-func readUnits(byPack map[string][]catalog.Location, span int64) [][]catalog.Location {
-	packs := make([]string, 0, len(byPack))
-	for p := range byPack {
-		packs = append(packs, p)
-	}
-	sort.Strings(packs)
-	var units [][]catalog.Location
-	for _, p := range packs {
-		locs := byPack[p]
-		sort.Slice(locs, func(i, j int) bool { return locs[i].Offset < locs[j].Offset })
-		start := 0
-		for i := range locs {
-			if i > start && locs[i].Offset+locs[i].Length-locs[start].Offset > span {
-				units = append(units, locs[start:i])
-				start = i
-			}
-		}
-		units = append(units, locs[start:])
-	}
-	return units
 }
 
 func (r *restorer) workers() int {
@@ -473,7 +435,7 @@ func (r *restorer) openFile(fs *fileState) bool {
 		fs.direct = false
 		f, err = r.dc.openFile(fs.path, flags&^(syscall.O_DIRECT|os.O_EXCL), createPerm(fs.meta.Mode))
 	}
-	if err == nil && !fs.created && fs.meta.Size > 0 && (fs.chunks > 1 || fs.direct) {
+	if err == nil && !fs.created && fs.meta.Size > 0 && (fs.chunks > 1 || fs.direct || fs.holes) {
 		err = f.Truncate(fs.meta.Size) // pre-sized: all-zero chunks stay holes
 	}
 	if err != nil {

@@ -16,6 +16,9 @@
 #   BENCH_OUT        JSON results file (default ./bench-compare.json)
 #   BENCH_SRC_TREE   real source tree copied into the corpus (default $(go env GOROOT)/src)
 #   BENCH_CMD_TIMEOUT  seconds before a measured command is killed (default 3600)
+#   BENCH_RESTORE_FS fresh (default when root): each restore writes into a
+#                    freshly made ext4 (mkfs.ext4 defaults, loop-mounted) of
+#                    its own; scratch: into the scratch directory itself
 #
 # Needs root for apt-get if restic, GNU time, bc or python3 are missing.
 set -euo pipefail
@@ -105,7 +108,7 @@ if [[ -n ${BENCH_DIR:-} ]]; then
 	for x in "$D"/*; do
 		[[ -e $x ]] || continue
 		case "$(basename "$x")" in
-		corpus | restic | restic-cache | bes | disk[1-9] | r-restic | r-bes | logs | undo | results.tsv | stored.tsv | sizes.tsv) ;;
+		corpus | restic | restic-cache | bes | disk[1-9] | r-restic | r-bes | rfs-* | logs | undo | results.tsv | stored.tsv | sizes.tsv) ;;
 		*) die "BENCH_DIR $D holds '$(basename "$x")', which this script did not make; use an empty or new directory" ;;
 		esac
 	done
@@ -125,6 +128,7 @@ DISKS_CSV=$(
 
 cleanup() {
 	local rc=$?
+	drop_target_fs
 	if [[ ${BENCH_KEEP:-0} == 1 ]]; then
 		log "keeping scratch directory $D (BENCH_KEEP=1)"
 		return $rc
@@ -142,6 +146,41 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
+
+# ------------------------------------------------------------------ restore targets
+# Each restore gets a freshly made ext4 of its own, so that both tools find
+# the same clean file system: on an ext4 without a journal (some VM root
+# file systems) the kernel skips every inode deleted in the last hours when
+# it allocates one, which made the same restore cost 1 to 4.5 s of system
+# time depending on what earlier runs had deleted.
+RESTORE_FS=${BENCH_RESTORE_FS:-fresh}
+if [[ $RESTORE_FS == fresh ]] && { [[ $(id -u) -ne 0 ]] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; }; then
+	RESTORE_FS=scratch
+fi
+[[ $RESTORE_FS == fresh || $RESTORE_FS == scratch ]] || die "BENCH_RESTORE_FS must be fresh or scratch, got '$RESTORE_FS'"
+# target_fs NAME: print a directory on a fresh file system (or in the scratch dir).
+target_fs() {
+	local img=$D/rfs-$1.img mnt=$D/rfs-$1
+	if [[ $RESTORE_FS == scratch ]]; then
+		echo "$D/r-$1"
+		return
+	fi
+	drop_target_fs "$1"
+	truncate -s $((CORPUS_BYTES * 2 + (1 << 30))) "$img" || die "truncate $img"
+	mkfs.ext4 -q -F "$img" >"$L/mkfs-$1.log" 2>&1 || die "mkfs.ext4 $img failed (see $L/mkfs-$1.log)"
+	mkdir -p "$mnt" && mount -o loop "$img" "$mnt" || die "mounting $img failed"
+	echo "$mnt/r"
+}
+# drop_target_fs [NAME]: unmount and delete one (or every) restore file system.
+drop_target_fs() {
+	local m
+	for m in "$D"/rfs-${1:-*}; do
+		[[ -d $m ]] || continue
+		mountpoint -q "$m" && umount "$m"
+		rm -rf "$m" "$m.img"
+	done
+	return 0
+}
 
 mkdir -p "$L"
 : >"$D/results.tsv"
@@ -283,23 +322,26 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	step "r$round-digest" python3 "$GEN" digest "$CORPUS"
 	want=$(cat "$L/r$round-digest.out")
 
-	# Neither restore may follow the deletion of the other's output: on a
-	# file system without a journal ext4 then skips every recently deleted
-	# inode when it allocates one, and that time lands on whoever creates
-	# files next. Both outputs are deleted after both restores.
-	log " phase: full restore"
+	# Neither restore may follow the deletion of the other's output in the
+	# same file system (see target_fs); with BENCH_RESTORE_FS=scratch both
+	# outputs are deleted only after both restores.
+	log " phase: full restore (into $RESTORE_FS file systems)"
 	rm -rf "$D/r-restic" "$D/r-bes"
+	rtarget=$(target_fs restic)
 	sync
-	measure "$round" restore restic restic restore latest --target "$D/r-restic"
-	digest_check "$D/r-restic$CORPUS" "$want" "restic restore"
+	measure "$round" restore restic restic restore latest --target "$rtarget"
+	digest_check "$rtarget$CORPUS" "$want" "restic restore"
 
 	step "r$round-bes-points" "$BES" points --json
 	point=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])' <"$L/r$round-bes-points.out") ||
 		die "could not read the latest point id from 'bes points --json' (output in $L/r$round-bes-points.out)"
 	[[ -n $point ]] || die "'bes points --json' gave an empty point id"
-	measure "$round" restore bes "$BES" restore "$point" --target "$D/r-bes"
-	digest_check "$D/r-bes$CORPUS" "$want" "bes restore"
+	btarget=$(target_fs bes)
+	sync
+	measure "$round" restore bes "$BES" restore "$point" --target "$btarget"
+	digest_check "$btarget$CORPUS" "$want" "bes restore"
 	rm -rf "$D/r-restic" "$D/r-bes"
+	drop_target_fs
 
 	restic_bytes=$(bytes_of "$D/restic")
 	bes_repo_bytes=$(bytes_of "$D/bes")
@@ -355,6 +397,7 @@ ratio = bes_pre_ec / last["restic"] if last["restic"] else float("nan")
 print()
 print("corpus: %d bytes (%.1f MiB) initially, %d after the 5%% change; rounds: %d (best time per cell, peak RSS max over rounds)"
       % (sizes["initial"], sizes["initial"] / MiB, sizes["changed"], len(stored)))
+print("restores write into: %s" % ("a fresh ext4 each (mkfs.ext4 defaults, loop-mounted)" if "$RESTORE_FS" == "fresh" else "the scratch directory"))
 print(fmt(hdr))
 for r in rows:
     print(fmt(r))
@@ -368,7 +411,7 @@ doc = {
     "machine": {"nproc": $(nproc), "mem_total_kib": $(awk '/MemTotal/ {print $2}' /proc/meminfo)},
     "corpus": {"src_tree": "$SRC_TREE", "mixed_mb": $MIXED_MB, "seed": $SEED, "files": $CORPUS_FILES,
                "bytes_initial": sizes["initial"], "bytes_after_change": sizes["changed"]},
-    "ec": "%d+%d" % (K, M), "rounds": len(stored),
+    "ec": "%d+%d" % (K, M), "rounds": len(stored), "restore_fs": "$RESTORE_FS",
     "phases": table,
     "stored": {"restic_bytes": last["restic"], "bes_repo_bytes": last["bes_repo"], "bes_disk_bytes": last["bes_disks"],
                "bes_total_bytes": bes_total, "bes_before_ec_bytes": int(bes_pre_ec),

@@ -120,6 +120,9 @@ func (r *Repo) verifyPoint(ctx context.Context, p *Point, bad map[crypt.ID]error
 		}
 		nfiles++
 		for _, c := range e.Chunks {
+			if c.Hole() {
+				continue
+			}
 			if err, ok := bad[c.ID]; ok {
 				v.Damaged = append(v.Damaged, fmt.Sprintf("%s: %v", e.Path, err))
 				return nil
@@ -146,6 +149,9 @@ func (r *Repo) verifyPoint(ctx context.Context, p *Point, bad map[crypt.ID]error
 	var buf []byte
 	for _, s := range picks {
 		for _, c := range s.chunks {
+			if c.Hole() {
+				continue
+			}
 			b, err := r.LoadBlob(ctx, c.ID, buf)
 			if err != nil {
 				v.Damaged = append(v.Damaged, fmt.Sprintf("%s: %v", s.path, err))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	czstd "github.com/DataDog/zstd"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
@@ -53,19 +54,24 @@ func (a Algo) String() string {
 // Option configures a Codec.
 type Option func(*Codec)
 
-// DefaultZstdLevel is the zstd level used unless WithZstdLevel says otherwise.
-const DefaultZstdLevel = zstd.SpeedFastest
+// DefaultZstdLevel is the zstd level used unless WithZstdLevel says otherwise
+// (libzstd's level 3, its own default; see the package doc for the figures).
+const DefaultZstdLevel = 3
 
-// WithZstdLevel sets the zstd encoder level (default DefaultZstdLevel).
-func WithZstdLevel(l zstd.EncoderLevel) Option { return func(c *Codec) { c.level = l } }
+// probeLevel is the level of the trial compression of random-looking data.
+const probeLevel = 1
+
+// WithZstdLevel sets the zstd level, 1 (fastest) to 19 (default
+// DefaultZstdLevel); out-of-range values are clamped.
+func WithZstdLevel(l int) Option { return func(c *Codec) { c.level = min(max(l, 1), 19) } }
 
 // Codec compresses and decompresses chunks. It is safe for concurrent use.
 type Codec struct {
-	level zstd.EncoderLevel
-	// Free lists bounded by 2*GOMAXPROCS. Channels rather than sync.Pool:
-	// zstd state is expensive to rebuild and sync.Pool drops it at every GC.
-	encs   chan *zstd.Encoder
-	decs   chan *zstd.Decoder
+	level int
+	// A free list bounded by 2*GOMAXPROCS of libzstd contexts (one per
+	// goroutine at a time; each holds C-side state that is expensive to
+	// rebuild, which sync.Pool would drop at every GC).
+	ctxs   chan czstd.Ctx
 	lz4s   sync.Pool // *lz4.Compressor (cheap)
 	probes sync.Pool // *[]byte scratch for worthCompressing
 }
@@ -73,62 +79,28 @@ type Codec struct {
 // New returns a Codec.
 func New(opts ...Option) *Codec {
 	n := 2 * runtime.GOMAXPROCS(0)
-	c := &Codec{level: DefaultZstdLevel, encs: make(chan *zstd.Encoder, n), decs: make(chan *zstd.Decoder, n)}
-	c.probes.New = func() any { b := make([]byte, 0, probeLen+probeLen/8); return &b }
+	c := &Codec{level: DefaultZstdLevel, ctxs: make(chan czstd.Ctx, n)}
+	c.probes.New = func() any { b := make([]byte, 0, czstd.CompressBound(probeLen)); return &b }
 	for _, o := range opts {
 		o(c)
 	}
 	return c
 }
 
-func (c *Codec) putEncoder(e *zstd.Encoder) {
+func (c *Codec) ctx() czstd.Ctx {
 	select {
-	case c.encs <- e:
+	case z := <-c.ctxs:
+		return z
 	default:
+		return czstd.NewCtx()
 	}
 }
 
-func (c *Codec) putDecoder(d *zstd.Decoder) {
+func (c *Codec) putCtx(z czstd.Ctx) {
 	select {
-	case c.decs <- d:
+	case c.ctxs <- z:
 	default:
 	}
-}
-
-func (c *Codec) encoder() *zstd.Encoder {
-	select {
-	case e := <-c.encs:
-		return e
-	default:
-	}
-	// No frame checksum: every blob is authenticated (AES-GCM) and hashed
-	// against its ID after decompression anyway.
-	e, err := zstd.NewWriter(nil,
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderLevel(c.level),
-		zstd.WithEncoderCRC(false),
-		zstd.WithLowerEncoderMem(true))
-	if err != nil {
-		panic("compress: zstd encoder: " + err.Error()) // options are static
-	}
-	return e
-}
-
-func (c *Codec) decoder() *zstd.Decoder {
-	select {
-	case d := <-c.decs:
-		return d
-	default:
-	}
-	d, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxMemory(MaxRawLen),
-		zstd.WithDecoderMaxWindow(MaxRawLen),
-		zstd.WithDecodeAllCapLimit(true))
-	if err != nil {
-		panic("compress: zstd decoder: " + err.Error())
-	}
-	return d
 }
 
 // Sampling parameters for the incompressibility test.
@@ -166,12 +138,14 @@ func (c *Codec) worthCompressing(src []byte) bool {
 	if !looksRandom(src) {
 		return true
 	}
-	e := c.encoder()
+	z := c.ctx()
 	bp := c.probes.Get().(*[]byte)
-	out := e.EncodeAll(src[:min(len(src), probeLen)], (*bp)[:0])
-	c.putEncoder(e)
-	ok := len(out) <= limit(min(len(src), probeLen))
-	*bp = out
+	out, err := z.CompressLevel((*bp)[:0], src[:min(len(src), probeLen)], probeLevel)
+	c.putCtx(z)
+	ok := err == nil && len(out) <= limit(min(len(src), probeLen))
+	if cap(out) > cap(*bp) {
+		*bp = out
+	}
 	c.probes.Put(bp)
 	return ok
 }
@@ -208,13 +182,18 @@ func (c *Codec) Compress(dst, src []byte, a Algo) ([]byte, Algo) {
 	lim := limit(len(src))
 	switch a {
 	case Zstd:
-		e := c.encoder()
-		out := e.EncodeAll(src, dst)
-		c.putEncoder(e)
-		if len(out) <= lim {
+		// libzstd allocates when dst is below the bound; callers keep
+		// their buffers, so this happens once per buffer.
+		if b := czstd.CompressBound(len(src)); cap(dst) < b {
+			dst = make([]byte, 0, b)
+		}
+		z := c.ctx()
+		out, err := z.CompressLevel(dst, src, c.level)
+		c.putCtx(z)
+		if err == nil && len(out) <= lim {
 			return out, Zstd
 		}
-		dst = out[:0]
+		dst = dst[:0]
 	case LZ4:
 		if cap(dst) < lim {
 			dst = make([]byte, 0, len(src))
@@ -271,17 +250,21 @@ func (c *Codec) Decompress(dst, src []byte, a Algo, rawLen int) ([]byte, error) 
 		if hdr.HasFCS && hdr.FrameContentSize != uint64(rawLen) {
 			return dst, fmt.Errorf("%w: zstd frame holds %d bytes, want %d", ErrSize, hdr.FrameContentSize, rawLen)
 		}
-		d := c.decoder()
-		// The capacity limit stops the decoder at rawLen bytes.
-		out, err := d.DecodeAll(src, dst[:0:rawLen])
-		c.putDecoder(d)
+		if rawLen == 0 {
+			return dst, nil
+		}
+		// DecompressInto never writes beyond dst[:rawLen] and fails
+		// when the frame holds more.
+		z := c.ctx()
+		n, err := z.DecompressInto(dst[:rawLen], src)
+		c.putCtx(z)
 		if err != nil {
 			return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 		}
-		if len(out) != rawLen {
-			return dst, fmt.Errorf("%w: zstd gave %d bytes, want %d", ErrSize, len(out), rawLen)
+		if n != rawLen {
+			return dst, fmt.Errorf("%w: zstd gave %d bytes, want %d", ErrSize, n, rawLen)
 		}
-		return out, nil
+		return dst[:n], nil
 	case LZ4:
 		if rawLen == 0 {
 			if len(src) == 0 {

@@ -13,14 +13,18 @@
 // returned raw without running the compressor. A low-entropy sample (zeros,
 // text, structured data) always leads to real compression.
 //
-// zstd runs at SpeedFastest by default, one goroutine per encoder, with
-// WithLowerEncoderMem. SpeedDefault was measured (BenchmarkZstdLevels*): on
-// real text (Go sources, 3 MiB) it was ~27% slower (150 vs 205 MB/s) for a
-// 25.0% vs 27.6% output size; on synthetic log-like text it was within 10%
-// (237 vs 250 MB/s, 20.0% vs 22.1%). The real-text cost exceeds the 20%
-// budget, so SpeedFastest stays the default; WithZstdLevel overrides it.
-// Encoders and decoders are kept in bounded free lists (2*GOMAXPROCS). lz4 uses the block format (no frame), with the output
-// bound set to the 97% threshold so hopeless blocks are abandoned early.
+// zstd is libzstd (github.com/DataDog/zstd, which vendors the C library;
+// cgo is needed for SQLite anyway) at level 3, one context per goroutine from
+// a bounded free list (2*GOMAXPROCS). The choice was measured on the
+// bench-compare corpus (1.2 GB, 1 MiB pieces, one core): libzstd 3 stored
+// 707.2 MB in 2.21 s, the pure-Go klauspost encoder 716.0 MB in 2.24 s at
+// SpeedFastest (the previous default) and 708.9 MB in 3.24 s at SpeedDefault
+// (restic's setting); libzstd decoded it in 0.48 s against 0.67 s. So libzstd
+// 3 is as fast as the fastest Go level and smaller than the default one
+// (BenchmarkZstdLevels*). The frame header is still parsed with klauspost's
+// pure-Go reader before libzstd sees the data. lz4 uses the block format (no
+// frame), with the output bound set to the 97% threshold so hopeless blocks
+// are abandoned early.
 //
 // Decompress is hardened against hostile input: rawLen (the size recorded by
 // the caller) must be within [0, 64 MiB], the output buffer is sized to

@@ -55,11 +55,17 @@ const (
 	MaxMode          = 07777 // permission bits plus setuid/setgid/sticky
 )
 
-// ChunkRef references one chunk of a file's content.
+// ChunkRef references one chunk of a file's content, or a hole: a ref
+// whose ID is all zero bytes stands for Size zero bytes that were never
+// stored (a keyed hash never comes out all zero). Image points record
+// unused disk space as holes; a hole may be as large as a uint32 allows.
 type ChunkRef struct {
 	ID   [32]byte
-	Size uint32 // plaintext length of that chunk
+	Size uint32 // plaintext length of that chunk (or of the hole)
 }
+
+// Hole reports whether c is a hole rather than a stored chunk.
+func (c ChunkRef) Hole() bool { return c.ID == [32]byte{} }
 
 // Entry is one object of the tree. See the package documentation for the
 // rules each field must follow.
