@@ -17,8 +17,10 @@ run: build
 	$(BIN)/bes serve --data $(DATA) --verbose
 
 # Debian packages the tests use: gcc for cgo (SQLite), python3 for corpus
-# generators, e2fsprogs/util-linux for disk fixtures, bc/time for scripts.
-TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs bc time
+# generators, e2fsprogs/util-linux for disk fixtures, fdisk (sfdisk), gdisk
+# (sgdisk), dosfstools and mount (losetup) for partition-table fixtures,
+# bc/time for scripts.
+TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs fdisk gdisk dosfstools mount bc time
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -45,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./store/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime 30s ./store/ec/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFooter -fuzztime 30s ./store/ec/
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 30s -fuzzminimizetime 5s ./diskimg/layout/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
