@@ -17,8 +17,9 @@ run: build
 	$(BIN)/bes serve --data $(DATA) --verbose
 
 # Debian packages the tests use: gcc for cgo (SQLite), python3 for corpus
-# generators, e2fsprogs/util-linux for disk fixtures, bc/time for scripts.
-TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs bc time
+# generators, e2fsprogs/dosfstools/mtools/util-linux for disk fixtures,
+# bc/time for scripts.
+TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs dosfstools mtools bc time
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
