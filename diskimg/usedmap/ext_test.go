@@ -55,9 +55,12 @@ func TestExtImages(t *testing.T) {
 				args = append(args, "-d", src)
 			}
 			run(t, "mke2fs", append(args, img)...)
-			res := checkExtImage(t, img, tc.fs)
+			res, uninit := checkExtImage(t, img, tc.fs)
 			if res.SuspectGroups != 0 {
 				t.Errorf("%d suspect groups on a fresh filesystem", res.SuspectGroups)
+			}
+			if tc.size >= 1<<30 && uninit == 0 {
+				t.Errorf("no BLOCK_UNINIT group in a large image: that path went untested")
 			}
 		})
 	}
@@ -66,7 +69,7 @@ func TestExtImages(t *testing.T) {
 // checkExtImage runs Ext on an image and proves the map with both oracles:
 // every block dumpe2fs counts as used is in it, and a copy of only the
 // used extents is e2fsck-clean and holds the same files.
-func checkExtImage(t *testing.T, img, wantFS string) *Result {
+func checkExtImage(t *testing.T, img, wantFS string) (res *Result, uninitGroups int) {
 	t.Helper()
 	f, size := openImage(t, img)
 	res, err := Ext(f, size)
@@ -82,9 +85,9 @@ func checkExtImage(t *testing.T, img, wantFS string) *Result {
 			t.Fatalf("extent %+v not whole %d-byte units", e, res.BlockSize)
 		}
 	}
-	extra, total := compareDumpe2fs(t, img, res)
-	t.Logf("%s: %d of %d bytes used (%.1f%%); %d blocks beyond dumpe2fs's %d used (+%.2f%%)",
-		res.FS, res.UsedBytes, size, 100*float64(res.UsedBytes)/float64(size), extra, total, 100*float64(extra)/float64(total))
+	extra, total, uninit := compareDumpe2fs(t, img, res)
+	t.Logf("%s: %d of %d bytes used (%.1f%%); %d blocks beyond dumpe2fs's %d used (+%.2f%%); %d BLOCK_UNINIT groups",
+		res.FS, res.UsedBytes, size, 100*float64(res.UsedBytes)/float64(size), extra, total, 100*float64(extra)/float64(total), uninit)
 
 	dir := t.TempDir()
 	cp := filepath.Join(dir, "copy")
@@ -105,7 +108,7 @@ func checkExtImage(t *testing.T, img, wantFS string) *Result {
 		}
 	}
 	compareTrees(t, want, got)
-	return res
+	return res, uninit
 }
 
 var (
@@ -118,9 +121,10 @@ var (
 // compareDumpe2fs fails if a block dumpe2fs does not list as free is
 // missing from res, and returns how many blocks res has that dumpe2fs
 // lists as free, and how many it counts as used.
-func compareDumpe2fs(t *testing.T, img string, res *Result) (extra, used int64) {
+func compareDumpe2fs(t *testing.T, img string, res *Result) (extra, used int64, uninit int) {
 	t.Helper()
 	out := run(t, "dumpe2fs", img)
+	uninit = strings.Count(out, "BLOCK_UNINIT")
 	num := func(re *regexp.Regexp) int64 {
 		m := re.FindStringSubmatch(out)
 		if m == nil {
@@ -179,7 +183,7 @@ func compareDumpe2fs(t *testing.T, img string, res *Result) (extra, used int64) 
 	if len(missing) > 0 {
 		t.Fatalf("%d blocks in use per dumpe2fs missing from the map, first %v", len(missing), missing[:min(10, len(missing))])
 	}
-	return extra, used
+	return extra, used, uninit
 }
 
 func TestExtRefusesNeedsRecovery(t *testing.T) {

@@ -162,8 +162,12 @@ func (g *fatGeom) classify(size int64, fat32Layout bool, rootEnt int64) error {
 		g.bits, g.fs = 32, "fat32"
 	}
 	if (g.bits == 32) != fat32Layout || (g.bits == 32 && rootEnt != 0) {
-		return fmt.Errorf("%d clusters make it %s but the BPB has the other layout (16-bit FAT size %v, %d root entries): %w",
-			g.clusters, g.fs, !fat32Layout, rootEnt, ErrUnsupported)
+		layout := "fat12/16"
+		if fat32Layout {
+			layout = "fat32"
+		}
+		return fmt.Errorf("%d clusters make it %s by the specification's count, but the BPB is laid out as %s (%d root entries): %w",
+			g.clusters, g.fs, layout, rootEnt, ErrUnsupported)
 	}
 	if g.clusters == 0 || g.clusters > fat32MaxClusters {
 		return fmt.Errorf("%d data clusters: %w", g.clusters, ErrCorrupt)
