@@ -36,7 +36,7 @@ test-race:
 	$(GO) test -count=1 -race ./store/... ./agent/...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/... ./diskimg/...
 
 bench-compare: build
 	scripts/bench-compare.sh $(BIN)/bes
@@ -46,6 +46,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./store/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime 30s ./store/ec/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFooter -fuzztime 30s ./store/ec/
+	$(GO) test -run '^$$' -fuzz FuzzExt -fuzztime 30s -fuzzminimizetime 2s ./diskimg/usedmap/
+	$(GO) test -run '^$$' -fuzz FuzzFAT -fuzztime 30s -fuzzminimizetime 2s ./diskimg/usedmap/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

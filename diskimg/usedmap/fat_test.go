@@ -176,7 +176,9 @@ func TestFATEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster := func(c int64) Extent { return Extent{(g.firstData() + (c-2)*g.perCluster) * g.sector, g.perCluster * g.sector} }
+	cluster := func(c int64) Extent {
+		return Extent{(g.firstData() + (c-2)*g.perCluster) * g.sector, g.perCluster * g.sector}
+	}
 	for c, want := range map[int64]bool{10: false, 11: true, 12: true, 13: true, 14: false} {
 		if got := covers(res.Used, cluster(c)); got != want {
 			t.Errorf("cluster %d used = %v, want %v", c, got, want)
