@@ -36,6 +36,17 @@ func resealSuper(img []byte) {
 	binary.LittleEndian.PutUint32(sb[sbChecksum:], crc32c(^uint32(0), sb[:sbChecksum]))
 }
 
+// resealDesc recomputes group i's descriptor checksum (1 KiB blocks, 64
+// bytes per descriptor) after a deliberate change.
+func resealDesc(t *testing.T, img []byte, i int) {
+	g, err := readExtSuper(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := img[2048+64*i:][:64]
+	binary.LittleEndian.PutUint16(d[gdChecksum:], g.descCsum(d, uint64(i)))
+}
+
 func TestExtDamage(t *testing.T) {
 	base := smallExt4(t)
 	le := binary.LittleEndian
@@ -44,44 +55,49 @@ func TestExtDamage(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		damage func(img []byte)
+		group  int   // descriptor to reseal after the damage; -1 none
 		size   int64 // partition size to pass; 0 means len(img)
 		want   error
 		says   string
 	}{
-		{"bad magic", func(img []byte) { le.PutUint16(sb(img)[sbMagic:], 0x1234) }, 0, ErrUnrecognized, "magic"},
-		{"partition shorter than the filesystem", func([]byte) {}, 16<<20 - 1024, ErrCorrupt, "larger than the partition"},
-		{"block bitmap outside", func(img []byte) { le.PutUint32(img[gdt+64+gdBlockBitmapLo:], 99999) }, 0, ErrCorrupt, "group 1: block bitmap at block 99999"},
-		{"inode table runs past the end", func(img []byte) { le.PutUint32(img[gdt+gdInodeTableLo:], 16383) }, 0, ErrCorrupt, "group 0: inode table"},
-		{"block bitmap high half", func(img []byte) { le.PutUint32(img[gdt+64+gdBlockBitmapHi:], 1) }, 0, ErrCorrupt, "group 1: block bitmap"},
+		{"bad magic", func(img []byte) { le.PutUint16(sb(img)[sbMagic:], 0x1234) }, -1, 0, ErrUnrecognized, "magic"},
+		{"partition shorter than the filesystem", func([]byte) {}, -1, 16<<20 - 1024, ErrCorrupt, "larger than the partition"},
+		{"block bitmap outside", func(img []byte) { le.PutUint32(img[gdt+64+gdBlockBitmapLo:], 99999) }, 1, 0, ErrCorrupt, "group 1: block bitmap at block 99999"},
+		{"inode table runs past the end", func(img []byte) { le.PutUint32(img[gdt+gdInodeTableLo:], 16383) }, 0, 0, ErrCorrupt, "group 0: inode table"},
+		{"block bitmap high half", func(img []byte) { le.PutUint32(img[gdt+64+gdBlockBitmapHi:], 1) }, 1, 0, ErrCorrupt, "group 1: block bitmap"},
 		{"unknown incompat feature", func(img []byte) {
 			le.PutUint32(sb(img)[sbFeatureIncompt:], le.Uint32(sb(img)[sbFeatureIncompt:])|0x800000)
 			resealSuper(img)
-		}, 0, ErrUnsupported, "unknown incompat features 0x800000"},
+		}, -1, 0, ErrUnsupported, "unknown incompat features 0x800000"},
 		{"unknown ro_compat feature", func(img []byte) {
 			le.PutUint32(sb(img)[sbFeatureROCompt:], le.Uint32(sb(img)[sbFeatureROCompt:])|0x80)
 			resealSuper(img)
-		}, 0, ErrUnsupported, "unknown ro_compat"},
+		}, -1, 0, ErrUnsupported, "unknown ro_compat"},
 		{"compression", func(img []byte) {
 			le.PutUint32(sb(img)[sbFeatureIncompt:], le.Uint32(sb(img)[sbFeatureIncompt:])|incompatCompression)
 			resealSuper(img)
-		}, 0, ErrUnsupported, "compression"},
+		}, -1, 0, ErrUnsupported, "compression"},
 		{"journal device", func(img []byte) {
 			le.PutUint32(sb(img)[sbFeatureIncompt:], le.Uint32(sb(img)[sbFeatureIncompt:])|incompatJournalDev)
 			resealSuper(img)
-		}, 0, ErrUnsupported, "journal device"},
-		{"error state", func(img []byte) { le.PutUint16(sb(img)[sbState:], 3); resealSuper(img) }, 0, ErrUnsupported, "errors"},
-		{"not cleanly unmounted", func(img []byte) { le.PutUint16(sb(img)[sbState:], 0); resealSuper(img) }, 0, ErrUnsupported, "cleanly"},
-		{"superblock checksum", func(img []byte) { sb(img)[0x78] ^= 1 }, 0, ErrCorrupt, "superblock checksum"},
-		{"block size", func(img []byte) { le.PutUint32(sb(img)[sbLogBlockSize:], 7); resealSuper(img) }, 0, ErrCorrupt, "block size"},
-		{"blocks per group", func(img []byte) { le.PutUint32(sb(img)[sbBlocksPerGroup:], 1<<20); resealSuper(img) }, 0, ErrCorrupt, "blocks per group"},
-		{"inode count", func(img []byte) { le.PutUint32(sb(img)[sbInodesCount:], 5); resealSuper(img) }, 0, ErrCorrupt, "inodes"},
-		{"descriptor size", func(img []byte) { le.PutUint16(sb(img)[sbDescSize:], 48); resealSuper(img) }, 0, ErrCorrupt, "descriptor size 48"},
-		{"first data block", func(img []byte) { le.PutUint32(sb(img)[sbFirstDataBlock:], 0); resealSuper(img) }, 0, ErrCorrupt, "first data block"},
-		{"revision", func(img []byte) { le.PutUint32(sb(img)[sbRevLevel:], 2); resealSuper(img) }, 0, ErrUnsupported, "revision 2"},
+		}, -1, 0, ErrUnsupported, "journal device"},
+		{"error state", func(img []byte) { le.PutUint16(sb(img)[sbState:], 3); resealSuper(img) }, -1, 0, ErrUnsupported, "errors"},
+		{"not cleanly unmounted", func(img []byte) { le.PutUint16(sb(img)[sbState:], 0); resealSuper(img) }, -1, 0, ErrUnsupported, "cleanly"},
+		{"superblock checksum", func(img []byte) { sb(img)[0x78] ^= 1 }, -1, 0, ErrCorrupt, "superblock checksum"},
+		{"block size", func(img []byte) { le.PutUint32(sb(img)[sbLogBlockSize:], 7); resealSuper(img) }, -1, 0, ErrCorrupt, "block size"},
+		{"blocks per group", func(img []byte) { le.PutUint32(sb(img)[sbBlocksPerGroup:], 1<<20); resealSuper(img) }, -1, 0, ErrCorrupt, "blocks per group"},
+		{"inode count", func(img []byte) { le.PutUint32(sb(img)[sbInodesCount:], 5); resealSuper(img) }, -1, 0, ErrCorrupt, "inodes"},
+		{"descriptor size", func(img []byte) { le.PutUint16(sb(img)[sbDescSize:], 48); resealSuper(img) }, -1, 0, ErrCorrupt, "descriptor size 48"},
+		{"first data block", func(img []byte) { le.PutUint32(sb(img)[sbFirstDataBlock:], 0); resealSuper(img) }, -1, 0, ErrCorrupt, "first data block"},
+		{"descriptor checksum", func(img []byte) { img[gdt+64+gdFlags] ^= bgBlockUninit }, -1, 0, ErrCorrupt, "group 1: descriptor checksum"},
+		{"revision", func(img []byte) { le.PutUint32(sb(img)[sbRevLevel:], 2); resealSuper(img) }, -1, 0, ErrUnsupported, "revision 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := bytes.Clone(base)
 			tc.damage(img)
+			if tc.group >= 0 {
+				resealDesc(t, img, tc.group)
+			}
 			size := tc.size
 			if size == 0 {
 				size = int64(len(img))

@@ -124,6 +124,7 @@ type extGeom struct {
 	csum        bool   // group descriptor checksums (gdt_csum or metadata_csum): uninit flags valid
 	metaCsum    bool   // metadata_csum: bitmaps carry crc32c
 	csumSeed    uint32 // crc32c seed for metadata_csum
+	uuid        [16]byte
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -253,6 +254,7 @@ func (g *extGeom) parseFeatures(sb []byte) error {
 			return fmt.Errorf("group descriptor size %d: %w", g.descSize, ErrCorrupt)
 		}
 	}
+	copy(g.uuid[:], sb[sbUUID:sbUUID+16])
 	if g.metaCsum {
 		if incompat&incompatCsumSeed != 0 {
 			g.csumSeed = le.Uint32(sb[sbChecksumSeed:])

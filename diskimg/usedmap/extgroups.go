@@ -17,6 +17,7 @@ const (
 	gdInodeBitmapHi = 0x24
 	gdInodeTableHi  = 0x28
 	gdBlockCsumHi   = 0x38
+	gdChecksum      = 0x1E
 
 	bgBlockUninit = 0x2
 )
@@ -73,6 +74,13 @@ func readGroupDescs(r io.ReaderAt, size int64, g *extGeom) ([]groupDesc, error) 
 
 func (g *extGeom) parseDesc(b []byte, group uint64) (groupDesc, error) {
 	le := binary.LittleEndian
+	if g.csum {
+		// The kernel trusts a group's flags (BLOCK_UNINIT) only when its
+		// descriptor checksum holds, and mounts nothing else.
+		if want, got := g.descCsum(b, group), le.Uint16(b[gdChecksum:]); want != got {
+			return groupDesc{}, fmt.Errorf("group %d: descriptor checksum %#04x, computed %#04x: %w", group, got, want, ErrCorrupt)
+		}
+	}
 	d := groupDesc{
 		blockBitmap: uint64(le.Uint32(b[gdBlockBitmapLo:])),
 		inodeBitmap: uint64(le.Uint32(b[gdInodeBitmapLo:])),
@@ -175,4 +183,38 @@ func (g *extGeom) bitmapCsumOK(bitmap []byte, stored uint32) bool {
 		sum &= 0xFFFF
 	}
 	return sum == stored
+}
+
+// descCsum is a group descriptor's checksum as the kernel computes it:
+// crc32c (low 16 bits) with metadata_csum, else crc16 over the UUID; the
+// group number and the descriptor less its checksum field follow.
+func (g *extGeom) descCsum(b []byte, group uint64) uint16 {
+	var num [4]byte
+	binary.LittleEndian.PutUint32(num[:], uint32(group))
+	if g.metaCsum {
+		c := crc32c(g.csumSeed, num[:])
+		c = crc32c(c, b[:gdChecksum])
+		c = crc32c(c, []byte{0, 0})
+		return uint16(crc32c(c, b[gdChecksum+2:]))
+	}
+	c := crc16(0xFFFF, g.uuid[:])
+	c = crc16(c, num[:])
+	c = crc16(c, b[:gdChecksum])
+	return crc16(c, b[gdChecksum+2:])
+}
+
+// crc16 is the kernel's crc16 (polynomial 0x8005, reflected; no final
+// inversion).
+func crc16(crc uint16, p []byte) uint16 {
+	for _, v := range p {
+		crc ^= uint16(v)
+		for range 8 {
+			if crc&1 != 0 {
+				crc = crc>>1 ^ 0xA001
+			} else {
+				crc >>= 1
+			}
+		}
+	}
+	return crc
 }
