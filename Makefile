@@ -17,10 +17,10 @@ run: build
 	$(BIN)/bes serve --data $(DATA) --verbose
 
 # Debian packages the tests use: gcc for cgo (SQLite), python3 for corpus
-# generators, e2fsprogs/util-linux for disk fixtures, fdisk (sfdisk), gdisk
-# (sgdisk), dosfstools and mount (losetup) for partition-table fixtures,
+# generators, e2fsprogs/dosfstools/mtools/util-linux for disk fixtures,
+# fdisk (sfdisk), gdisk (sgdisk) and mount (losetup) for partition tables,
 # bc/time for scripts.
-TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs fdisk gdisk dosfstools mount bc time
+TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs fdisk gdisk dosfstools mtools mount bc time
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -37,7 +37,7 @@ test-race:
 	$(GO) test -count=1 -race ./store/... ./agent/...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/... ./diskimg/...
 
 bench-compare: build
 	scripts/bench-compare.sh $(BIN)/bes
@@ -48,6 +48,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime 30s ./store/ec/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFooter -fuzztime 30s ./store/ec/
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 30s -fuzzminimizetime 5s ./diskimg/layout/
+	$(GO) test -run '^$$' -fuzz FuzzExt -fuzztime 30s -fuzzminimizetime 2s ./diskimg/usedmap/
+	$(GO) test -run '^$$' -fuzz FuzzFAT -fuzztime 30s -fuzzminimizetime 2s ./diskimg/usedmap/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
