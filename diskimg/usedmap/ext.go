@@ -127,11 +127,10 @@ type extGeom struct {
 	uuid        [16]byte
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// crc32c is the kernel's crc32c_le: no pre- or post-inversion.
+// crc32c is the kernel's crc32c_le: no pre- or post-inversion. (The
+// standard library builds the Castagnoli table once and caches it.)
 func crc32c(seed uint32, p []byte) uint32 {
-	return ^crc32.Update(^seed, castagnoli, p)
+	return ^crc32.Update(^seed, crc32.MakeTable(crc32.Castagnoli), p)
 }
 
 // Ext returns the used map of an ext2, ext3 or ext4 filesystem.

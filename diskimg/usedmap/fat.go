@@ -192,7 +192,14 @@ func markFATCopy(r io.ReaderAt, size int64, g *fatGeom, copyIdx int64, inUse []b
 		if err := readAt(r, chunk, fatOff+first*int64(g.bits)/8, size); err != nil {
 			return fmt.Errorf("entries %d-%d: %w", first, first+n-1, err)
 		}
-		for k := range n {
+		for k := int64(0); k < n; k++ {
+			// Skip free space 8 bytes at a time (FAT16/32 entries are
+			// byte-aligned; FAT12 volumes are small).
+			if per := int64(64 / g.bits); g.bits != 12 && k%per == 0 && k+per <= n &&
+				binary.LittleEndian.Uint64(chunk[k*int64(g.bits)/8:]) == 0 {
+				k += per - 1
+				continue
+			}
 			if c := first + k; c >= 2 && fatEntryUsed(chunk, k, g.bits) {
 				inUse[c/8] |= 1 << (c % 8)
 			}
