@@ -110,7 +110,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log more")
 	root.AddCommand(
-		initCmd(g), backupCmd(g), pointsCmd(g), lsCmd(g), findCmd(g), restoreCmd(g),
+		initCmd(g), backupCmd(g), imageCmd(g), pointsCmd(g), lsCmd(g), findCmd(g), restoreCmd(g),
 		verifyCmd(g), scrubCmd(g), catalogCmd(g), serveCmd(g),
 	)
 	return root.ExecuteContext(ctx)

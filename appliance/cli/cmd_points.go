@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bes/diskimg"
+	"bes/store"
 	"bes/store/catalog"
 	"bes/store/manifest"
 )
@@ -126,7 +129,7 @@ func lsCmd(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				prefix = strings.Trim(path.Clean("/"+args[1]), "/")
 			}
-			return r.WalkManifest(cmd.Context(), p, func(e *manifest.Entry) error {
+			return g.walkPoint(cmd.Context(), r, p, prefix, func(e *manifest.Entry) error {
 				if prefix == "" || e.Path == prefix || strings.HasPrefix(e.Path, prefix+"/") {
 					g.printEntry(e)
 				}
@@ -157,7 +160,7 @@ func findCmd(g *globals) *cobra.Command {
 			}
 			full := strings.Contains(glob, "/")
 			n := 0
-			err = r.WalkManifest(cmd.Context(), p, func(e *manifest.Entry) error {
+			err = g.walkPoint(cmd.Context(), r, p, "", func(e *manifest.Entry) error {
 				subject := path.Base(e.Path)
 				if full {
 					subject = "/" + e.Path
@@ -174,4 +177,17 @@ func findCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// walkPoint walks a point's tree: the manifest of a file point, the file
+// systems inside an image point (paths start with part1, part2, ...).
+func (g *globals) walkPoint(ctx context.Context, r *store.Repo, p *store.Point, prefix string, fn func(*manifest.Entry) error) error {
+	if p.Kind != store.KindImage {
+		return r.WalkManifest(ctx, p, fn)
+	}
+	b, err := diskimg.Browse(ctx, r, p)
+	if err != nil {
+		return err
+	}
+	return b.Walk(ctx, prefix, func(err error) { g.log.Warn("image browse", "err", err) }, fn)
 }

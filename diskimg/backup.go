@@ -1,0 +1,483 @@
+package diskimg
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"bes/diskimg/layout"
+	"bes/diskimg/usedmap"
+	"bes/store"
+	"bes/store/crypt"
+	"bes/store/manifest"
+	"bes/store/pack"
+)
+
+// DefaultChunkSize is the fixed chunk size of image points. 256 KiB keeps
+// what one changed file block costs an incremental small while the per
+// chunk overhead stays negligible (see BenchmarkImageChunkSize).
+const DefaultChunkSize = 256 << 10
+
+// Entry names inside an image point's manifest.
+const (
+	DiskEntry = "disk.img"
+	InfoEntry = "image.json"
+)
+
+// maxHoleRun is the largest hole one manifest ref may describe.
+const maxHoleRun = 1 << 31
+
+// Errors of an image backup.
+var (
+	ErrMountedRW = errors.New("source is mounted read-write")
+)
+
+// BackupOptions configures Backup. The zero value means the defaults.
+type BackupOptions struct {
+	Host        string // default: os.Hostname
+	ChunkSize   int64  // default DefaultChunkSize; a power of two from 64 KiB to 4 MiB
+	AllowLive   bool   // image a source mounted read-write (inconsistent)
+	Snapshot    string // "" or "lvm": image an LVM snapshot of the source
+	Compression string // zstd (default) | lz4 | none
+	Workers     int    // hashing/saving goroutines; default GOMAXPROCS
+	Progress    func(Progress)
+	Logger      *slog.Logger
+	Run         Runner // runs lvm2 commands; default exec
+}
+
+// Progress is a snapshot of a running image backup or restore.
+type Progress struct {
+	Done, Total int64 // bytes read (backup) or written (restore) of the total to do
+	New         int64 // bytes of new chunks (backup)
+	Elapsed     time.Duration
+	Finished    bool
+}
+
+// Result is what a finished image backup reports.
+type Result struct {
+	Point *store.Point
+	Info  *Info
+}
+
+// Backup images the disk at path into a new image point.
+func Backup(ctx context.Context, repo *store.Repo, path string, o BackupOptions) (*Result, error) {
+	start := time.Now()
+	o.defaults()
+	if err := checkSourceMounts(path, o); err != nil {
+		return nil, err
+	}
+	if o.Snapshot != "" {
+		if o.Snapshot != "lvm" {
+			return nil, fmt.Errorf("image backup: unknown snapshot kind %q (want lvm)", o.Snapshot)
+		}
+		var res *Result
+		err := withLVMSnapshot(ctx, o.Run, path, func(snap string) error {
+			var err error
+			res, err = backupFrom(ctx, repo, snap, path, o, start)
+			return err
+		})
+		return res, err
+	}
+	return backupFrom(ctx, repo, path, path, o, start)
+}
+
+func (o *BackupOptions) defaults() {
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Run == nil {
+		o.Run = execRunner
+	}
+}
+
+// checkSourceMounts refuses a source mounted read-write unless AllowLive.
+func checkSourceMounts(path string, o BackupOptions) error {
+	ms, err := Mounts(path)
+	if err != nil {
+		return fmt.Errorf("image backup: %w", err)
+	}
+	for _, m := range ms {
+		if !m.RW || o.Snapshot != "" {
+			continue
+		}
+		if !o.AllowLive {
+			return fmt.Errorf("image backup: %s: %w at %s (unmount it, image an LVM snapshot with --snapshot lvm, or accept an inconsistent image with --allow-live)", path, ErrMountedRW, m.Point)
+		}
+		o.Logger.Warn("IMAGING A LIVE FILE SYSTEM: the image may be inconsistent", "source", path, "mounted_at", m.Point)
+	}
+	return nil
+}
+
+// backupFrom images the disk at readPath (a snapshot of origPath, or
+// origPath itself).
+func backupFrom(ctx context.Context, repo *store.Repo, readPath, origPath string, o BackupOptions, start time.Time) (*Result, error) {
+	if o.ChunkSize < 64<<10 || o.ChunkSize > 4<<20 || o.ChunkSize&(o.ChunkSize-1) != 0 {
+		return nil, fmt.Errorf("image backup: chunk size %d (want a power of two from 64 KiB to 4 MiB)", o.ChunkSize)
+	}
+	src, err := OpenSource(readPath)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	tbl, err := layout.Read(src, src.Size, src.LogicalSector, src.PhysicalSector)
+	if err != nil {
+		return nil, fmt.Errorf("image backup of %s: the disk has a partition table that does not read (damaged, or a truncated image?): %w", origPath, err)
+	}
+	used, parts, outside := planUsed(src, tbl)
+	data, err := src.DataExtents()
+	if err != nil {
+		return nil, err
+	}
+	used = intersect(used, data)
+	info := &Info{Version: InfoVersion, Source: origPath, Identity: src.Identity(tbl.DiskGUID), ChunkSize: o.ChunkSize,
+		Table: tbl, Parts: parts, Outside: outside, UsedBytes: sumLen(used)}
+	for _, p := range parts {
+		o.Logger.Info("image plan", "source", origPath, "part", p.String())
+	}
+
+	saver, err := repo.NewSaver(store.SaverOptions{Compression: o.Compression})
+	if err != nil {
+		return nil, err
+	}
+	pt, err := newImagePoint(ctx, repo, o.Host, info.Identity)
+	if err != nil {
+		return nil, err
+	}
+	pt.Paths, pt.Tags = []string{origPath}, []string{diskTag(info.Identity)}
+	b := &imager{src: src, saver: saver, cs: o.ChunkSize, size: src.Size, o: o, total: info.UsedBytes}
+	stop := b.progress(ctx, start)
+	refs, err := b.run(ctx, used)
+	if err == nil {
+		err = b.writeManifest(ctx, repo, pt, refs, info)
+	}
+	if err == nil {
+		st := saver.Stats()
+		pt.Finished = repo.Now().UTC()
+		pt.Stats = store.PointStats{Files: 1, Bytes: src.Size, BytesRead: b.read.Load(), NewBytes: st.NewBytes,
+			Stored: st.StoredBytes, NewChunks: st.NewChunks, Seconds: time.Since(start).Seconds()}
+		err = repo.CommitPoint(ctx, saver, pt)
+	}
+	stop()
+	if err != nil {
+		saver.Abort()
+		return nil, fmt.Errorf("image backup of %s: %w", origPath, err)
+	}
+	return &Result{Point: pt, Info: info}, nil
+}
+
+func diskTag(identity string) string { return "disk:" + identity }
+
+// newImagePoint starts a point chained to the host's latest image point
+// of the same disk, or a new full chain.
+func newImagePoint(ctx context.Context, repo *store.Repo, host, identity string) (*store.Point, error) {
+	pt, _, err := repo.NewPoint(ctx, store.KindImage, host)
+	if err != nil {
+		return nil, err
+	}
+	pt.Type, pt.Chain, pt.Parent = store.TypeFull, pt.ID, ""
+	prev, err := LatestOfDisk(ctx, repo, pt.Host, identity)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		pt.Type, pt.Chain, pt.Parent = store.TypeIncremental, prev.Chain, prev.ID
+	}
+	return pt, nil
+}
+
+// LatestOfDisk returns the host's newest complete image point of the disk
+// with this identity, or nil.
+func LatestOfDisk(ctx context.Context, repo *store.Repo, host, identity string) (*store.Point, error) {
+	ps, err := repo.Points(ctx, catalogFilter(host))
+	if err != nil {
+		return nil, err
+	}
+	for i := len(ps) - 1; i >= 0; i-- {
+		p := ps[i].Point
+		if p.Status == store.StatusComplete && slices.Contains(p.Tags, diskTag(identity)) {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// imager runs one image backup's read/hash/save pipeline.
+type imager struct {
+	src   io.ReaderAt
+	saver *store.Saver
+	cs    int64
+	size  int64
+	o     BackupOptions
+	total int64
+	read  atomic.Int64
+}
+
+type job struct {
+	off  int64 // disk offset of the chunk (or hole run)
+	n    int64
+	hole bool
+	buf  *[]byte
+	id   crypt.ID
+	err  error
+	done chan struct{}
+}
+
+// run reads the used parts of the disk chunk by chunk, saves the chunks
+// with parallel workers and returns the disk's chunk refs in order.
+func (b *imager) run(ctx context.Context, used []usedmap.Extent) ([]manifest.ChunkRef, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	bufs := store.NewFreeList(2*b.o.Workers+4, func() *[]byte { s := make([]byte, b.cs); return &s })
+	work := make(chan *job, b.o.Workers)
+	ordered := make(chan *job, 2*b.o.Workers+2)
+	for range b.o.Workers {
+		go func() {
+			for j := range work {
+				data := (*j.buf)[:j.n]
+				if allZero(data) {
+					j.hole = true
+				} else {
+					j.id, _, j.err = b.saver.Save(ctx, pack.TypeData, data)
+				}
+				close(j.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		if err := b.produce(ctx, used, bufs, work, ordered); err != nil {
+			cancel(err)
+		}
+	}()
+	var refs []manifest.ChunkRef
+	var firstErr error
+	for j := range ordered {
+		<-j.done
+		if j.buf != nil {
+			bufs.Put(j.buf)
+		}
+		if firstErr != nil {
+			continue // drain
+		}
+		if j.err != nil {
+			firstErr = j.err
+			cancel(j.err)
+			continue
+		}
+		refs = appendRef(refs, j)
+	}
+	// The cause that stopped everything (a read error of the producer, or
+	// the first failed save) beats the cancellations it set off.
+	if cause := context.Cause(ctx); cause != nil {
+		return nil, cause
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return refs, nil
+}
+
+// appendRef adds a chunk or hole to refs, merging neighbouring holes.
+func appendRef(refs []manifest.ChunkRef, j *job) []manifest.ChunkRef {
+	if !j.hole {
+		return append(refs, manifest.ChunkRef{ID: j.id, Size: uint32(j.n)})
+	}
+	if n := len(refs); n > 0 && refs[n-1].Hole() && int64(refs[n-1].Size)+j.n <= maxHoleRun {
+		refs[n-1].Size += uint32(j.n)
+		return refs
+	}
+	return append(refs, manifest.ChunkRef{Size: uint32(j.n)})
+}
+
+// produce walks the disk in chunk steps: chunks without used bytes become
+// hole jobs, the others are read (unused parts zeroed) and queued.
+func (b *imager) produce(ctx context.Context, used []usedmap.Extent, bufs *store.FreeList[*[]byte], work, ordered chan<- *job) error {
+	ui := 0
+	for off := int64(0); off < b.size; {
+		if err := ctx.Err(); err != nil {
+			return nil
+		}
+		for ui < len(used) && used[ui].Off+used[ui].Len <= off {
+			ui++
+		}
+		if ui == len(used) || used[ui].Off >= off+b.cs { // no used byte in this chunk
+			next := b.size
+			if ui < len(used) {
+				next = used[ui].Off / b.cs * b.cs
+			}
+			n := min(next, b.size) - off
+			for n > 0 { // hole runs, each within a ref's size limit
+				h := min(n, maxHoleRun)
+				ordered <- doneJob(&job{off: off, n: h, hole: true})
+				off, n = off+h, n-h
+			}
+			continue
+		}
+		n := min(b.cs, b.size-off)
+		buf := bufs.Get()
+		if err := b.readChunk((*buf)[:n], off, used[ui:]); err != nil {
+			bufs.Put(buf)
+			return err
+		}
+		j := &job{off: off, n: n, buf: buf, done: make(chan struct{})}
+		ordered <- j
+		work <- j
+		off += n
+	}
+	return nil
+}
+
+func doneJob(j *job) *job {
+	j.done = make(chan struct{})
+	close(j.done)
+	return j
+}
+
+// readGap is the largest unused gap read through rather than skipped.
+const readGap = 32 << 10
+
+// readChunk fills buf (the chunk at off) with the used bytes of the disk,
+// zeros elsewhere. used starts at the first extent that may overlap.
+func (b *imager) readChunk(buf []byte, off int64, used []usedmap.Extent) error {
+	end := off + int64(len(buf))
+	pos := off // bytes before pos are filled
+	for i := 0; i < len(used) && used[i].Off < end; i++ {
+		lo, hi := max(used[i].Off, off), min(used[i].Off+used[i].Len, end)
+		if hi <= lo {
+			continue
+		}
+		// coalesce with following extents separated by small gaps
+		for i+1 < len(used) && used[i+1].Off < end && used[i+1].Off-hi <= readGap {
+			i++
+			hi = min(used[i].Off+used[i].Len, end)
+		}
+		clear(buf[pos-off : lo-off])
+		if _, err := b.src.ReadAt(buf[lo-off:hi-off], lo); err != nil {
+			return err
+		}
+		b.zeroGaps(buf, off, lo, hi, used)
+		b.read.Add(hi - lo)
+		pos = hi
+	}
+	clear(buf[pos-off:])
+	return nil
+}
+
+// zeroGaps clears the unused gaps inside [lo, hi) that a coalesced read
+// brought in, so a chunk's content never depends on deleted data.
+func (b *imager) zeroGaps(buf []byte, off, lo, hi int64, used []usedmap.Extent) {
+	prevEnd := lo
+	for _, u := range used {
+		if u.Off >= hi {
+			break
+		}
+		if u.Off+u.Len <= lo {
+			continue
+		}
+		if u.Off > prevEnd {
+			clear(buf[prevEnd-off : u.Off-off])
+		}
+		prevEnd = max(prevEnd, min(u.Off+u.Len, hi))
+	}
+	if prevEnd < hi {
+		clear(buf[prevEnd-off : hi-off])
+	}
+}
+
+func (b *imager) progress(ctx context.Context, start time.Time) func() {
+	if b.o.Progress == nil {
+		return func() {}
+	}
+	snap := func(done bool) Progress {
+		return Progress{Done: b.read.Load(), Total: b.total, New: b.saver.Stats().NewBytes, Elapsed: time.Since(start), Finished: done}
+	}
+	return ticker(ctx, func() { b.o.Progress(snap(false)) }, func() { b.o.Progress(snap(true)) })
+}
+
+// writeManifest stores the point's manifest: disk.img and image.json.
+func (b *imager) writeManifest(ctx context.Context, repo *store.Repo, pt *store.Point, refs []manifest.ChunkRef, info *Info) error {
+	doc, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	id, _, err := b.saver.Save(ctx, pack.TypeData, doc)
+	if err != nil {
+		return err
+	}
+	now := repo.Now().UnixNano()
+	mw := repo.NewManifestWriter(ctx, b.saver)
+	w := manifest.NewWriter(mw)
+	entries := []*manifest.Entry{
+		{Path: DiskEntry, Kind: manifest.KindFile, Mode: 0o600, Size: b.size, MTime: now, CTime: now, Nlink: 1, Chunks: refs},
+		{Path: InfoEntry, Kind: manifest.KindFile, Mode: 0o600, Size: int64(len(doc)), MTime: now, CTime: now, Nlink: 1,
+			Chunks: []manifest.ChunkRef{{ID: id, Size: uint32(len(doc))}}},
+	}
+	for _, e := range entries {
+		if err := w.Write(e); err != nil {
+			mw.Close()
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		mw.Close()
+		return err
+	}
+	pt.Manifest, err = mw.Close()
+	pt.Entries = w.Count()
+	return err
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ticker calls tick every 200 ms until the returned stop, which calls last.
+func ticker(ctx context.Context, tick, last func()) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				tick()
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		last()
+	}
+}
