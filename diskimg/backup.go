@@ -22,7 +22,10 @@ import (
 
 // DefaultChunkSize is the fixed chunk size of image points. 256 KiB keeps
 // what one changed file block costs an incremental small while the per
-// chunk overhead stays negligible (see BenchmarkImageChunkSize).
+// chunk overhead stays negligible. BenchmarkImageChunkSize (256 MiB disk,
+// then 64 scattered 4 KiB changes): 64 KiB 607 MB/s and 3.7 MiB added,
+// 256 KiB 857 MB/s and 13.8 MiB, 1 MiB 876 MB/s and 41 MiB, 4 MiB 614 MB/s
+// and 41 MiB.
 const DefaultChunkSize = 256 << 10
 
 // Entry names inside an image point's manifest.
@@ -158,8 +161,12 @@ func backupFrom(ctx context.Context, repo *store.Repo, readPath, origPath string
 	}
 	pt.Paths, pt.Tags = []string{origPath}, []string{diskTag(info.Identity)}
 	b := &imager{src: src, saver: saver, cs: o.ChunkSize, size: src.Size, o: o, total: info.UsedBytes}
+	// One context for the whole point: the saver seals packs in the
+	// background with it until CommitPoint.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	stop := b.progress(ctx, start)
-	refs, err := b.run(ctx, used)
+	refs, err := b.run(ctx, cancel, used)
 	if err == nil {
 		err = b.writeManifest(ctx, repo, pt, refs, info)
 	}
@@ -237,9 +244,8 @@ type job struct {
 
 // run reads the used parts of the disk chunk by chunk, saves the chunks
 // with parallel workers and returns the disk's chunk refs in order.
-func (b *imager) run(ctx context.Context, used []usedmap.Extent) ([]manifest.ChunkRef, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+// cancel stops ctx (and so the whole backup) with a cause.
+func (b *imager) run(ctx context.Context, cancel context.CancelCauseFunc, used []usedmap.Extent) ([]manifest.ChunkRef, error) {
 	bufs := store.NewFreeList(2*b.o.Workers+4, func() *[]byte { s := make([]byte, b.cs); return &s })
 	work := make(chan *job, b.o.Workers)
 	ordered := make(chan *job, 2*b.o.Workers+2)

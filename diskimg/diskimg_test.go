@@ -433,7 +433,9 @@ func TestReadErrorFailsBackup(t *testing.T) {
 	defer saver.Abort()
 	data := bytes.NewReader(randBytes(5, 8<<20))
 	b := &imager{src: &failingReader{data, 5 << 20}, saver: saver, cs: 256 << 10, size: 8 << 20, o: BackupOptions{Workers: 2}}
-	_, err = b.run(context.Background(), []usedmap.Extent{{Off: 0, Len: 8 << 20}})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	_, err = b.run(ctx, cancel, []usedmap.Extent{{Off: 0, Len: 8 << 20}})
 	if err == nil || !strings.Contains(err.Error(), "device vanished") {
 		t.Fatalf("read error: %v", err)
 	}
