@@ -3,8 +3,10 @@ package layout
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"flag"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,17 +112,24 @@ func TestSeeds(t *testing.T) {
 // FuzzRead feeds arbitrary bytes to Read as a whole disk. Read must never
 // panic, must classify every error as ErrMalformed or ErrUnsupported, and
 // whatever it accepts must hold the documented invariants; an accepted GPT
-// must survive Relocate to a larger disk and read back the same.
+// must survive Relocate to a larger disk and read back the same. With
+// fixCRC the GPT checksums are made valid before Read, so that mutated
+// header fields and entries get past the CRC checks to the geometry checks
+// and to go-diskfs.
 func FuzzRead(f *testing.F) {
 	for _, s := range seeds {
-		f.Add(loadSeed(f, s.name), seedSector(s.name) == 4096)
+		f.Add(loadSeed(f, s.name), seedSector(s.name) == 4096, false)
+		f.Add(loadSeed(f, s.name), seedSector(s.name) == 4096, true)
 	}
-	f.Add([]byte{}, false)
-	f.Add(make([]byte, 4096), false)
-	f.Fuzz(func(t *testing.T, data []byte, sector4k bool) {
+	f.Add([]byte{}, false, false)
+	f.Add(make([]byte, 4096), false, false)
+	f.Fuzz(func(t *testing.T, data []byte, sector4k, fixCRC bool) {
 		ls := 512
 		if sector4k {
 			ls = 4096
+		}
+		if fixCRC {
+			fixGPTChecksums(data, ls)
 		}
 		tab, err := Read(bytes.NewReader(data), int64(len(data)), ls, ls)
 		if err != nil {
@@ -147,4 +156,25 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("after Relocate:\n got  %+v %+v\n want %+v", got.GPT, got.Partitions, tab.Partitions)
 		}
 	})
+}
+
+// fixGPTChecksums recomputes the entry array and header CRC32s of the GPT
+// headers at LBA 1 and at the last LBA of data, where they have the GPT
+// signature and their entry array lies inside data.
+func fixGPTChecksums(data []byte, ls int) {
+	le := binary.LittleEndian
+	for _, at := range []int{ls, (len(data)/ls - 1) * ls} {
+		if at < ls || at+gptHeaderSize > len(data) || string(data[at:at+8]) != gptSignature {
+			continue
+		}
+		h := data[at : at+gptHeaderSize]
+		n := uint64(le.Uint32(h[offNumEntries:])) * uint64(le.Uint32(h[offEntrySize:]))
+		lba := le.Uint64(h[offEntriesLBA:])
+		if n <= gptMaxEntryArea && lba < uint64(len(data)/ls) && lba*uint64(ls)+n <= uint64(len(data)) {
+			off := lba * uint64(ls)
+			le.PutUint32(h[offEntriesCRC:], crc32.ChecksumIEEE(data[off:off+n]))
+		}
+		le.PutUint32(h[offHeaderCRC:], 0)
+		le.PutUint32(h[offHeaderCRC:], crc32.ChecksumIEEE(h))
+	}
 }

@@ -2,6 +2,7 @@ package layout
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/diskfs/go-diskfs/partition/mbr"
 )
@@ -86,7 +87,7 @@ func readMBR(d *disk, t *Table) error {
 		})
 	}
 	next := firstLogical
-	for _, p := range t.Partitions[:len(t.Partitions):len(t.Partitions)] {
+	for _, p := range slices.Clone(t.Partitions) { // the primaries; readLogicals appends
 		if p.IsContainer() {
 			if err := readLogicals(d, t, p, &next); err != nil {
 				return fmt.Errorf("extended partition %d: %w", p.Number, err)

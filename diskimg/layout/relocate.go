@@ -26,7 +26,9 @@ type ReaderWriterAt interface {
 // newSize may also be smaller than DiskSize when CheckFits(newSize) passes
 // (the old backup then lies beyond the target and is not needed). For MBR
 // and disks without a table, and when newSize == DiskSize, Relocate does
-// nothing. The target must use the table's logical sector size.
+// nothing (a target of the same size is a faithful copy of the source, with
+// a damaged primary GPT if the source had one). The target must use the
+// table's logical sector size.
 //
 // Write order: new backup entries, new backup header, primary, MBR, then
 // the stale backup is zeroed, so an interrupted Relocate leaves a primary
