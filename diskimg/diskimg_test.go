@@ -543,3 +543,40 @@ func TestBrowseAndRestoreFiles(t *testing.T) {
 		t.Error("include of a missing partition accepted")
 	}
 }
+
+func TestRestoreToLoopDevice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for loop devices") // CI runs as root
+	}
+	dir := t.TempDir()
+	img := makeDisk(t, dir, "gpt")
+	ps := partitions(t, img)
+	r := newRepo(t)
+	res := backup(t, r, img, BackupOptions{})
+	back := filepath.Join(dir, "dev.img")
+	f, _ := os.Create(back)
+	f.Truncate(200 << 20)
+	f.WriteAt(bytes.Repeat([]byte{0xAB}, 1<<20), 150<<20) // old data on the "device"
+	f.Close()
+	loop := strings.TrimSpace(run(t, "", "losetup", "-f", "--show", back))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	if _, err := Restore(context.Background(), r, res.Point, RestoreOptions{Target: loop}); !errors.Is(err, ErrTargetExists) {
+		t.Fatalf("device without --overwrite: %v", err)
+	}
+	sum, err := Restore(context.Background(), r, res.Point, RestoreOptions{Target: loop, Overwrite: true, Verify: true, ZeroUnused: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Relocated || !sum.Verified || sum.TargetSize != 200<<20 {
+		t.Fatalf("summary %+v", sum)
+	}
+	run(t, "", "losetup", "-d", loop)
+	if out := run(t, "", "sgdisk", "-v", back); !strings.Contains(out, "No problems found") {
+		t.Fatalf("sgdisk -v: %s", out)
+	}
+	fsckPart(t, back, ps[0], "e2fsck", "-fn")
+	fsckPart(t, back, ps[1], "fsck.vfat", "-n")
+	if region(t, back, 150<<20, 1<<20) != sha256.Sum256(make([]byte, 1<<20)) {
+		t.Fatal("--zero-unused left old data in unused space")
+	}
+}
