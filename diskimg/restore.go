@@ -33,6 +33,10 @@ type RestoreOptions struct {
 	Overwrite  bool   // replace an existing non-empty file or a device's contents
 	Verify     bool   // re-read and re-hash everything written
 	ZeroUnused bool   // devices: write zeros over the unused space too
+	// Sync flushes a file target to disk before Restore returns. Devices
+	// are always flushed (and so is anything verified); a file, like cp,
+	// dd and restic's output, is left to the kernel's writeback otherwise.
+	Sync bool
 	Workers    int    // default max(2, GOMAXPROCS)
 	Progress   func(Progress)
 	Logger     *slog.Logger
@@ -120,8 +124,11 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 	if err := w.write(ctx, repo, start); err != nil {
 		return nil, fmt.Errorf("image restore to %s: %w", o.Target, err)
 	}
-	if err := t.f.Sync(); err != nil {
-		return nil, fmt.Errorf("image restore to %s: sync: %w", o.Target, err)
+	durable := t.device || o.Sync || o.Verify
+	if durable {
+		if err := t.f.Sync(); err != nil {
+			return nil, fmt.Errorf("image restore to %s: sync: %w", o.Target, err)
+		}
 	}
 	sum.Written = w.written.Load()
 	if o.Verify {
@@ -134,8 +141,10 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 		if err := layout.Relocate(t.f, tbl, t.size); err != nil {
 			return nil, fmt.Errorf("image restore to %s: moving the GPT to the new end: %w", o.Target, err)
 		}
-		if err := t.f.Sync(); err != nil {
-			return nil, fmt.Errorf("image restore to %s: sync: %w", o.Target, err)
+		if durable {
+			if err := t.f.Sync(); err != nil {
+				return nil, fmt.Errorf("image restore to %s: sync: %w", o.Target, err)
+			}
 		}
 		sum.Relocated = true
 	}

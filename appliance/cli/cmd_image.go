@@ -138,5 +138,6 @@ func imageRestoreCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.Overwrite, "overwrite", false, "replace an existing file's or device's contents")
 	f.BoolVar(&o.Verify, "verify", false, "re-read and re-hash everything written")
 	f.BoolVar(&o.ZeroUnused, "zero-unused", false, "devices: also write zeros over unused space")
+	f.BoolVar(&o.Sync, "sync", false, "flush a file target to disk before finishing (devices always are)")
 	return c
 }
