@@ -191,7 +191,8 @@ func openTarget(o RestoreOptions, diskSize int64) (*target, error) {
 			size = diskSize
 		}
 		// Start from nothing: old contents must not show through the holes.
-		if err := f.Truncate(0); err == nil {
+		err = f.Truncate(0)
+		if err == nil {
 			err = f.Truncate(size)
 		}
 		if err != nil {
