@@ -19,8 +19,8 @@ run: build
 # Debian packages the tests use: gcc for cgo (SQLite), python3 for corpus
 # generators, e2fsprogs/dosfstools/mtools/util-linux for disk fixtures,
 # fdisk (sfdisk), gdisk (sgdisk) and mount (losetup) for partition tables,
-# bc/time for scripts.
-TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs fdisk gdisk dosfstools mtools mount bc time
+# fuse3 (fusermount3) for bes mount, bc/time for scripts.
+TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs fdisk gdisk dosfstools mtools mount fuse3 bc time
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -34,7 +34,7 @@ test: test-deps
 
 # Race detector run of the concurrent packages (slower; part of lint/CI extras).
 test-race:
-	$(GO) test -count=1 -race ./store/... ./agent/...
+	$(GO) test -count=1 -race ./store/... ./agent/... ./diskimg/mount/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/... ./diskimg/...

@@ -111,7 +111,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log more")
 	root.AddCommand(
 		initCmd(g), backupCmd(g), imageCmd(g), pointsCmd(g), lsCmd(g), findCmd(g), restoreCmd(g),
-		verifyCmd(g), scrubCmd(g), catalogCmd(g), serveCmd(g),
+		mountCmd(g), verifyCmd(g), scrubCmd(g), catalogCmd(g), serveCmd(g),
 	)
 	return root.ExecuteContext(ctx)
 }
