@@ -39,8 +39,11 @@ test-race:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/... ./diskimg/...
 
+# Then disk images (needs root): BENCH_IMAGE_OUT / BENCH_IMAGE_DIR are its
+# BENCH_OUT / BENCH_DIR, so the two scripts never share a file or directory.
 bench-compare: build
 	scripts/bench-compare.sh $(BIN)/bes
+	BENCH_OUT=$${BENCH_IMAGE_OUT:-bench-image.json} BENCH_DIR=$${BENCH_IMAGE_DIR:-} scripts/bench-image.sh $(BIN)/bes
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeTrailer -fuzztime 30s ./store/pack/
