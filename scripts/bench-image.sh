@@ -24,8 +24,10 @@
 #   BENCH_OUT        JSON results file (default ./bench-image.json)
 #   BENCH_GOROOT     tree copied twice into ext4 (default $(go env GOROOT))
 #   BENCH_CMD_TIMEOUT  seconds before a measured command is killed (default 3600)
-#   BENCH_RESTORE_SYNC 1 (default): restore times include flushing the output
-#                    file to disk (BES fsyncs its target itself); 0: they don't
+#   BENCH_RESTORE_SYNC 0 (default): restore times end when each tool exits
+#                    (none of them flushes a file target: BES, like dd and
+#                    restic, leaves that to writeback unless --sync); 1: they
+#                    include a `sync FILE` after every tool
 #
 # Needs root (loop devices, mount); installs missing tools with apt-get.
 set -euo pipefail
@@ -62,7 +64,7 @@ BIG_GB=${BENCH_BIG_GB:-$((GB * 4))}
 SEED=${BENCH_SEED:-20240601}
 ROUNDS=${BENCH_ROUNDS:-1}
 CMD_TIMEOUT=${BENCH_CMD_TIMEOUT:-3600}
-RESTORE_SYNC=${BENCH_RESTORE_SYNC:-1}
+RESTORE_SYNC=${BENCH_RESTORE_SYNC:-0}
 OUT=${BENCH_OUT:-./bench-image.json}
 [[ $OUT == /* ]] || OUT="$PWD/$OUT"
 [[ $BIG_GB =~ ^[0-9]+$ && $BIG_GB -gt $GB ]] || die "BENCH_BIG_GB must be an integer above BENCH_IMAGE_GB ($GB), got '$BIG_GB'"
