@@ -18,6 +18,7 @@ type ExtFS struct {
 	size  int64
 	sb    *extSuper
 	cache *pageCache
+	names dirIndexCache[uint32]
 }
 
 // OpenExt opens the ext2/3/4 filesystem in r (size bytes). The superblock is

@@ -53,7 +53,7 @@ type extInode struct {
 	mtime     time.Time
 }
 
-func (in *extInode) isDir() bool  { return in.mode&extTypeMask == extTypeDir }
+func (in *extInode) isDir() bool   { return in.mode&extTypeMask == extTypeDir }
 func (in *extInode) block() []byte { return in.raw[0x28 : 0x28+extNBlockBytes] }
 func (in *extInode) name() string  { return fmt.Sprintf("inode %d", in.ino) }
 
