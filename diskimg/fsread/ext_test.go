@@ -1,6 +1,7 @@
 package fsread
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -243,6 +244,13 @@ func checkExtStructure(t *testing.T, x *ExtFS, v extVariant) {
 	must(t, err)
 	if v.wantType != "ext4" && sparse.flags&inodeExtents != 0 {
 		t.Errorf("%s: sparse.img uses extents", v.name)
+	}
+	// With 1 KiB blocks, the data at 70 MiB is beyond the double indirect
+	// block's reach (12+256+65536 blocks): the triple indirect one is used.
+	if sparse.flags&inodeExtents == 0 && x.sb.blockSize == 1024 {
+		if binary.LittleEndian.Uint32(sparse.block()[14*4:]) == 0 {
+			t.Errorf("%s: sparse.img has no triple indirect block", v.name)
+		}
 	}
 }
 

@@ -68,20 +68,20 @@ func (f *FATFS) rootEntry() Entry {
 func (f *FATFS) entry(d fatDirent) (Entry, error) {
 	e := Entry{Name: d.name, Mode: 0o644, Nlink: 1,
 		ModTime: fatTime(d.mdate, d.mtime), ATime: fatTime(d.adate, 0)}
-	object := fmt.Sprintf("directory entry %q at offset %d", d.name, d.pos)
+	object := func() string { return fmt.Sprintf("directory entry %q at offset %d", d.name, d.pos) }
 	switch {
 	case d.attr&fatAttrDir != 0:
 		if !f.g.validCluster(d.cluster) {
-			return Entry{}, corruptf(object, "directory cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
+			return Entry{}, corruptf(object(), "directory cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
 		}
 		e.Mode = fs.ModeDir | 0o755
 		e.Ino = uint64(d.cluster)
 	case d.cluster != 0 || d.size != 0:
 		if !f.g.validCluster(d.cluster) {
-			return Entry{}, corruptf(object, "first cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
+			return Entry{}, corruptf(object(), "first cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
 		}
 		if int64(d.size) > int64(f.g.clusters)*f.g.clusterSize {
-			return Entry{}, corruptf(object, "size %d is larger than the volume", d.size)
+			return Entry{}, corruptf(object(), "size %d is larger than the volume", d.size)
 		}
 		e.Size = int64(d.size)
 		e.Ino = uint64(d.cluster)
