@@ -17,8 +17,9 @@ run: build
 	$(BIN)/bes serve --data $(DATA) --verbose
 
 # Debian packages the tests use: gcc for cgo (SQLite), python3 for corpus
-# generators, e2fsprogs/util-linux for disk fixtures, bc/time for scripts.
-TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs bc time
+# generators, e2fsprogs/util-linux/dosfstools/mtools for disk fixtures,
+# bc/time for scripts.
+TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs dosfstools mtools bc time
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -35,7 +36,7 @@ test-race:
 	$(GO) test -count=1 -race ./store/... ./agent/...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/... ./diskimg/...
 
 bench-compare: build
 	scripts/bench-compare.sh $(BIN)/bes
@@ -45,6 +46,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./store/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime 30s ./store/ec/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFooter -fuzztime 30s ./store/ec/
+	$(GO) test -run '^$$' -fuzz FuzzExt -fuzztime 30s -fuzzminimizetime 3s ./diskimg/fsread/
+	$(GO) test -run '^$$' -fuzz FuzzFAT -fuzztime 30s -fuzzminimizetime 3s ./diskimg/fsread/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -99,3 +99,49 @@ func TestPageCacheBound(t *testing.T) {
 		t.Errorf("spanning slice: %v", err)
 	}
 }
+
+// TestConcurrentUse walks and reads both filesystem types from several
+// goroutines at once sharing one FS and one File (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	images := map[string][]byte{}
+	if hasTool("mke2fs") {
+		images["ext"] = smallExtImage(t, 1<<20, "-t", "ext4", "-b", "1024")
+	}
+	if hasTool("mkfs.vfat") && hasTool("mcopy") {
+		images["fat"] = smallFATImage(t, 4<<20, "-F", "16", "-s", "1")
+	}
+	for name, img := range images {
+		fsys, err := openBytes(img)
+		must(t, err)
+		shared, err := fsys.Open(map[string]string{"ext": "a.txt", "fat": "d/a.txt"}[name])
+		must(t, err)
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 700)
+				for i := range 50 {
+					if _, err := shared.ReadAt(buf, int64((g*50+i)*37%4000)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- Walk(fsys, ".", func(p string, e *Entry, err error) error {
+					if err == nil && e.Mode.IsRegular() {
+						err = readAll(fsys, p)
+					}
+					return err
+				})
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+}
