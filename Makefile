@@ -53,6 +53,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 30s -fuzzminimizetime 5s ./diskimg/layout/
 	$(GO) test -run '^$$' -fuzz FuzzExt -fuzztime 30s -fuzzminimizetime 2s ./diskimg/usedmap/
 	$(GO) test -run '^$$' -fuzz FuzzFAT -fuzztime 30s -fuzzminimizetime 2s ./diskimg/usedmap/
+	$(GO) test -run '^$$' -fuzz FuzzExt -fuzztime 30s -fuzzminimizetime 3s ./diskimg/fsread/
+	$(GO) test -run '^$$' -fuzz FuzzFAT -fuzztime 30s -fuzzminimizetime 3s ./diskimg/fsread/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -10,8 +10,12 @@
 // buffer, one ReadAt per physically contiguous run; File.Read uses a 64 KiB
 // aligned window and File.WriteTo (io.Copy) 1 MiB pieces. Memory does not
 // grow with the size of the filesystem: group descriptors are read on
-// demand through the cache, directories are scanned block by block, and no
-// per-block or per-cluster map is ever built.
+// demand (their inode table locations memoised, 8 bytes per group for the
+// first 65536 groups), directories are scanned block by block, no
+// per-block or per-cluster map is ever built, and the name indexes that
+// make repeated lookups in one directory cheap live in a 4 MiB LRU
+// (directories whose names need more than 1 MiB are scanned instead).
+// ReadDir returns a directory's whole listing, capped at 4Mi entries.
 //
 // Open detects the type; OpenExt and OpenFAT force one. Walk visits a tree
 // in name order like fs.WalkDir; AsIOFS adapts an FS to io/fs. Symbolic
@@ -36,7 +40,8 @@
 // (ExtFS.NeedsRecovery reports it; the image is read as it is on disk);
 // mmp, metadata_csum and csum_seed (checksums are not verified: a damaged
 // block is caught by the structural checks instead), ea_inode (only the
-// in-inode system.data attribute is read), all read-only-compatible
+// in-inode system.data attribute is read; inline data kept in an xattr
+// inode, which Linux never writes, is refused), all read-only-compatible
 // features (they do not change how data is found).
 //
 // Refused with an *UnsupportedError: the compression and dirdata

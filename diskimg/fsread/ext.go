@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // ExtFS reads an ext2, ext3 or ext4 filesystem; OpenExt returns one. Besides
@@ -18,7 +19,16 @@ type ExtFS struct {
 	size  int64
 	sb    *extSuper
 	cache *pageCache
+	names dirIndexCache[uint32]
+	// tables caches the inode table block of the first maxCachedGroups
+	// groups (value+1; 0 means not read yet).
+	tables []atomic.Uint64
 }
+
+// maxCachedGroups bounds the decoded group descriptor cache (8 bytes per
+// group: 512 KiB, enough for 8 TiB with 4 KiB blocks); descriptors of
+// further groups are read through the block cache.
+const maxCachedGroups = 1 << 16
 
 // OpenExt opens the ext2/3/4 filesystem in r (size bytes). The superblock is
 // validated; group descriptors, inodes and directories are read on demand
@@ -35,7 +45,8 @@ func OpenExt(r io.ReaderAt, size int64) (FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ext: %w", err)
 	}
-	x := &ExtFS{r: r, size: size, sb: sb, cache: newPageCache(r, size, max(sb.blockSize, minPage))}
+	x := &ExtFS{r: r, size: size, sb: sb, cache: newPageCache(r, size, max(sb.blockSize, minPage)),
+		tables: make([]atomic.Uint64, min(sb.groupCount, maxCachedGroups))}
 	root, err := x.readInode(extRootIno)
 	if err != nil {
 		return nil, fmt.Errorf("%s: root directory: %w", sb.typeName(), err)
@@ -75,6 +86,24 @@ func (x *ExtFS) block(b uint64) ([]byte, error) {
 
 // inodeTable returns the first block of the inode table of group g.
 func (x *ExtFS) inodeTable(g uint64) (uint64, error) {
+	if g < uint64(len(x.tables)) {
+		if v := x.tables[g].Load(); v != 0 {
+			return v - 1, nil
+		}
+	}
+	table, err := x.readInodeTable(g)
+	if err == nil && g < uint64(len(x.tables)) {
+		x.tables[g].Store(table + 1)
+	}
+	return table, err
+}
+
+// readInodeTable decodes the inode table location from the descriptor of
+// group g.
+func (x *ExtFS) readInodeTable(g uint64) (uint64, error) {
+	if g >= x.sb.groupCount {
+		return 0, corruptf(fmt.Sprintf("group descriptor %d", g), "group beyond the %d groups", x.sb.groupCount)
+	}
 	blk, off := x.sb.descLocation(g)
 	b, err := x.block(blk)
 	if err != nil {

@@ -14,7 +14,6 @@ const extDirectBlocks = 12
 // The returned run extends over consecutive pointers of the same pointer
 // block that are physically contiguous (or all zero).
 func (x *ExtFS) blockMapLookup(in *extInode, lblk uint64) (blockRun, error) {
-	object := "block map of " + in.name()
 	ib := in.block()
 	if lblk < extDirectBlocks {
 		return x.ptrRun(in, ib[:extDirectBlocks*4], lblk)
@@ -25,17 +24,17 @@ func (x *ExtFS) blockMapLookup(in *extInode, lblk uint64) (blockRun, error) {
 	for level := 1; level <= 3; level++ {
 		if lblk < span {
 			root := uint64(binary.LittleEndian.Uint32(ib[(extDirectBlocks-1+level)*4:]))
-			return x.indirect(in, root, level, lblk, span, object)
+			return x.indirect(in, root, level, lblk, span)
 		}
 		lblk -= span
 		span *= ppb
 	}
-	return blockRun{}, corruptf(object, "logical block beyond the triple indirect block")
+	return blockRun{}, corruptf(blockMapObject(in), "logical block beyond the triple indirect block")
 }
 
 // indirect descends level pointer blocks starting at blk, whose tree
 // covers span logical blocks; lblk is relative to that tree.
-func (x *ExtFS) indirect(in *extInode, blk uint64, level int, lblk, span uint64, object string) (blockRun, error) {
+func (x *ExtFS) indirect(in *extInode, blk uint64, level int, lblk, span uint64) (blockRun, error) {
 	ppb := uint64(x.sb.blockSize / 4)
 	for ; level > 0; level-- {
 		if blk == 0 {
@@ -43,7 +42,7 @@ func (x *ExtFS) indirect(in *extInode, blk uint64, level int, lblk, span uint64,
 		}
 		b, err := x.block(blk)
 		if err != nil {
-			return blockRun{}, fmt.Errorf("%s: %w", object, err)
+			return blockRun{}, fmt.Errorf("%s: %w", blockMapObject(in), err)
 		}
 		span /= ppb
 		idx := lblk / span
@@ -53,8 +52,11 @@ func (x *ExtFS) indirect(in *extInode, blk uint64, level int, lblk, span uint64,
 		}
 		blk = uint64(binary.LittleEndian.Uint32(b[idx*4:]))
 	}
-	return blockRun{}, corruptf(object, "block map level %d", level)
+	return blockRun{}, corruptf(blockMapObject(in), "block map level %d", level)
 }
+
+// blockMapObject names the block map of in in errors (built only then).
+func blockMapObject(in *extInode) string { return "block map of " + in.name() }
 
 // ptrRun returns the run starting at pointer idx of ptrs (little-endian
 // 32-bit block numbers).

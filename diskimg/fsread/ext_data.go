@@ -52,7 +52,7 @@ func (x *ExtFS) mapper(in *extInode) (mapFunc, error) {
 		if nblocks > 1<<32 {
 			return nil, corruptf(in.name(), "size %d is beyond the 2^32 blocks an extent tree maps", in.size)
 		}
-		if _, err := parseExtentHeader(in.block(), 0, "extent tree of "+in.name()); err != nil {
+		if _, err := parseExtentHeader(in.block(), 0, in); err != nil {
 			return nil, err
 		}
 		return func(lblk uint64) (blockRun, error) { return x.extentLookup(in, lblk) }, nil

@@ -145,11 +145,44 @@ func (x *ExtFS) parseDirBlock(dir *extInode, b []byte, lblk uint64, fn dirVisit)
 	return false, nil
 }
 
-// findInDir returns the inode number of name in directory dir. In a
+// findInDir returns the inode number of name in directory dir, through
+// the directory's name index when it is small enough to keep one. In a
 // casefold directory a case-insensitive match (strings.EqualFold, an
 // approximation of the filesystem's Unicode casefolding) is accepted when
 // there is no exact one.
 func (x *ExtFS) findInDir(dir *extInode, name string) (uint64, error) {
+	names, err := x.dirNames(dir)
+	if err == nil && names != nil {
+		if ino, ok := names[name]; ok {
+			return uint64(ino), nil
+		}
+		if dir.flags&inodeCasefold == 0 {
+			return 0, fs.ErrNotExist
+		}
+	}
+	return x.scanDir(dir, name)
+}
+
+// dirNames returns the name index of dir, building and caching it on first
+// use; nil when the directory is too large to index.
+func (x *ExtFS) dirNames(dir *extInode) (map[string]uint32, error) {
+	if names, ok := x.names.get(dir.ino); ok {
+		return names, nil
+	}
+	b := newNameIndexBuilder[uint32]()
+	err := x.iterDir(dir, func(d extDirent) (bool, error) {
+		return !b.add(string(d.name), d.ino), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	x.names.put(dir.ino, b.names, max(b.cost, dirIndexEntryCost))
+	return b.names, nil
+}
+
+// scanDir looks name up by reading the directory, stopping at the first
+// exact match (so it also finds names before a damaged block).
+func (x *ExtFS) scanDir(dir *extInode, name string) (uint64, error) {
 	var found, folded uint32
 	casefold := dir.flags&inodeCasefold != 0
 	err := x.iterDir(dir, func(d extDirent) (bool, error) {
@@ -163,10 +196,10 @@ func (x *ExtFS) findInDir(dir *extInode, name string) (uint64, error) {
 		return false, nil
 	})
 	switch {
-	case err != nil:
-		return 0, err
 	case found != 0:
 		return uint64(found), nil
+	case err != nil:
+		return 0, err
 	case folded != 0:
 		return uint64(folded), nil
 	}

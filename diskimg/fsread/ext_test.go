@@ -1,11 +1,14 @@
 package fsread
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,7 +78,7 @@ func buildExtTree(t testing.TB) extTree {
 		must(t, syscall.Mknod(filepath.Join(dir, "special/loop"), syscall.S_IFBLK|0o660, int(mkdev(7, 300))))
 		must(t, syscall.Mknod(filepath.Join(dir, "special/bigdev"), syscall.S_IFCHR|0o600, int(mkdev(4000, 70000))))
 	}
-	setTimes(t, dir)
+	setTimes(t, dir, time.Date(1971, 1, 1, 0, 0, 1, 0, time.UTC))
 	return tr
 }
 
@@ -104,10 +107,10 @@ func writeSparse(t testing.TB, path string) {
 	}
 }
 
-// setTimes gives every entry a distinct mtime and atime between 1971 and
-// 2037 (mkfs -d stores seconds only and wraps after 2038), directories
-// last.
-func setTimes(t testing.TB, dir string) {
+// setTimes gives every entry a distinct mtime and atime between 2001 and
+// 2037 (mkfs -d stores seconds only and wraps after 2038), one entry
+// oldest, directories last.
+func setTimes(t testing.TB, dir string, oldest time.Time) {
 	t.Helper()
 	var paths []string
 	must(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -120,7 +123,7 @@ func setTimes(t testing.TB, dir string) {
 		mt := base.Add(time.Duration(i) * 7919 * time.Second)
 		at := mt.Add(time.Hour)
 		if i == 3 {
-			mt = time.Date(1971, 1, 1, 0, 0, 1, 0, time.UTC)
+			mt = oldest
 		}
 		must(t, lutimes(p, at, mt))
 	}
@@ -242,6 +245,13 @@ func checkExtStructure(t *testing.T, x *ExtFS, v extVariant) {
 	if v.wantType != "ext4" && sparse.flags&inodeExtents != 0 {
 		t.Errorf("%s: sparse.img uses extents", v.name)
 	}
+	// With 1 KiB blocks, the data at 70 MiB is beyond the double indirect
+	// block's reach (12+256+65536 blocks): the triple indirect one is used.
+	if sparse.flags&inodeExtents == 0 && x.sb.blockSize == 1024 {
+		if binary.LittleEndian.Uint32(sparse.block()[14*4:]) == 0 {
+			t.Errorf("%s: sparse.img has no triple indirect block", v.name)
+		}
+	}
 }
 
 func TestExtWalkAndIOFS(t *testing.T) {
@@ -316,4 +326,35 @@ func sortedLikeWalk(paths []string) []string {
 		}
 	}
 	return out
+}
+
+// TestExtCasefold marks a directory casefold (the kernel here lacks
+// Unicode support, so debugfs sets the flag): names list as stored and
+// lookups there ignore case; elsewhere they do not.
+func TestExtCasefold(t *testing.T) {
+	needTools(t, "mke2fs", "debugfs")
+	src := filepath.Join(t.TempDir(), "src")
+	writeFile(t, filepath.Join(src, "cf/MixedName.txt"), []byte("m"), 0o644)
+	writeFile(t, filepath.Join(src, "plain/MixedName.txt"), []byte("p"), 0o644)
+	img := filepath.Join(t.TempDir(), "cf.img")
+	must(t, os.WriteFile(img, nil, 0o644))
+	must(t, os.Truncate(img, 8<<20))
+	run(t, nil, nil, "mke2fs", "-F", "-q", "-t", "ext4", "-O", "casefold", "-d", src, img)
+	run(t, nil, nil, "debugfs", "-w", "-R", "set_inode_field /cf flags 0x40080000", img)
+	r, size := openImage(t, img)
+	fsys, err := OpenExt(r, size)
+	must(t, err)
+	if !slices.Contains(fsys.(*ExtFS).Features(), "casefold") {
+		t.Errorf("features %v lack casefold", fsys.(*ExtFS).Features())
+	}
+	entries, err := fsys.ReadDir("cf")
+	if err != nil || len(entries) != 1 || entries[0].Name != "MixedName.txt" {
+		t.Errorf("ReadDir(cf) = %v, %v", entries, err)
+	}
+	if _, err := fsys.Stat("cf/MIXEDNAME.txt"); err != nil {
+		t.Errorf("case-insensitive lookup in a casefold directory: %v", err)
+	}
+	if _, err := fsys.Stat("plain/MIXEDNAME.txt"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("case-insensitive lookup in a plain directory: %v", err)
+	}
 }

@@ -22,6 +22,7 @@ type FATFS struct {
 	g       *fatGeom
 	cache   *pageCache
 	rootIno uint64
+	names   dirIndexCache[fatDirent]
 }
 
 // OpenFAT opens the FAT12/16/32 filesystem in r (size bytes). The FAT type
@@ -67,20 +68,20 @@ func (f *FATFS) rootEntry() Entry {
 func (f *FATFS) entry(d fatDirent) (Entry, error) {
 	e := Entry{Name: d.name, Mode: 0o644, Nlink: 1,
 		ModTime: fatTime(d.mdate, d.mtime), ATime: fatTime(d.adate, 0)}
-	object := fmt.Sprintf("directory entry %q at offset %d", d.name, d.pos)
+	object := func() string { return fmt.Sprintf("directory entry %q at offset %d", d.name, d.pos) }
 	switch {
 	case d.attr&fatAttrDir != 0:
 		if !f.g.validCluster(d.cluster) {
-			return Entry{}, corruptf(object, "directory cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
+			return Entry{}, corruptf(object(), "directory cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
 		}
 		e.Mode = fs.ModeDir | 0o755
 		e.Ino = uint64(d.cluster)
 	case d.cluster != 0 || d.size != 0:
 		if !f.g.validCluster(d.cluster) {
-			return Entry{}, corruptf(object, "first cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
+			return Entry{}, corruptf(object(), "first cluster %d out of range 2..%d", d.cluster, f.g.clusters+1)
 		}
 		if int64(d.size) > int64(f.g.clusters)*f.g.clusterSize {
-			return Entry{}, corruptf(object, "size %d is larger than the volume", d.size)
+			return Entry{}, corruptf(object(), "size %d is larger than the volume", d.size)
 		}
 		e.Size = int64(d.size)
 		e.Ino = uint64(d.cluster)
@@ -95,8 +96,45 @@ func (f *FATFS) entry(d fatDirent) (Entry, error) {
 
 // find looks name up in the directory at cluster: an exact long-name
 // match, else a case-insensitive match of the long or the 8.3 name (FAT
-// names are case-insensitive).
+// names are case-insensitive). Small directories are searched through a
+// cached name index, large ones by scanning.
 func (f *FATFS) find(cluster uint64, name string) (fatDirent, error) {
+	names, err := f.dirNames(cluster)
+	if err == nil && names != nil {
+		for _, k := range []string{name, foldKey(name)} {
+			if d, ok := names[k]; ok {
+				return d, nil
+			}
+		}
+		return fatDirent{}, fs.ErrNotExist
+	}
+	return f.scanDir(cluster, name)
+}
+
+// foldKey is the index key of a case-insensitive name; the NUL prefix
+// keeps it apart from exact names (which cannot contain NUL).
+func foldKey(name string) string { return "\x00" + strings.ToLower(name) }
+
+// dirNames returns the name index of the directory at cluster (exact long
+// names, and folded long and 8.3 names), nil when it is too large.
+func (f *FATFS) dirNames(cluster uint64) (map[string]fatDirent, error) {
+	if names, ok := f.names.get(cluster); ok {
+		return names, nil
+	}
+	b := newNameIndexBuilder[fatDirent]()
+	err := f.iterDir(cluster, func(d fatDirent) (bool, error) {
+		ok := b.add(d.name, d) && b.add(foldKey(d.name), d) && b.add(foldKey(d.short), d)
+		return !ok, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.names.put(cluster, b.names, max(b.cost, dirIndexEntryCost))
+	return b.names, nil
+}
+
+// scanDir is find without an index.
+func (f *FATFS) scanDir(cluster uint64, name string) (fatDirent, error) {
 	var exact, folded *fatDirent
 	err := f.iterDir(cluster, func(d fatDirent) (bool, error) {
 		if d.name == name {
@@ -109,10 +147,10 @@ func (f *FATFS) find(cluster uint64, name string) (fatDirent, error) {
 		return false, nil
 	})
 	switch {
-	case err != nil:
-		return fatDirent{}, err
 	case exact != nil:
 		return *exact, nil
+	case err != nil:
+		return fatDirent{}, err
 	case folded != nil:
 		return *folded, nil
 	}

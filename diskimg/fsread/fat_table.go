@@ -59,6 +59,12 @@ func (f *FATFS) next(c uint32) (n uint32, end bool, err error) {
 	return v, false, nil
 }
 
+// chainMarkEvery is the spacing of the positions a chain remembers, so a
+// backward seek (random ReadAt) restarts at most that many steps back
+// instead of at the first cluster. Memory: 4 bytes per chainMarkEvery
+// clusters walked.
+const chainMarkEvery = 1024
+
 // chain is a cursor over a cluster chain. It detects loops with Brent's
 // algorithm in constant memory, so walking a looping chain ends with an
 // error after at most a few times the chain's distinct length.
@@ -67,8 +73,9 @@ type chain struct {
 	first  uint32
 	object string
 
-	idx uint64 // position of cur in the chain
-	cur uint32
+	idx   uint64 // position of cur in the chain
+	cur   uint32
+	marks []uint32 // marks[k] is the cluster at position k*chainMarkEvery
 
 	mark  uint32 // Brent: saved cluster, and steps since it was saved
 	power uint64
@@ -79,14 +86,15 @@ func (f *FATFS) newChain(first uint32, object string) (*chain, error) {
 	if !f.g.validCluster(first) {
 		return nil, corruptf(object, "first cluster %d out of range 2..%d", first, f.g.clusters+1)
 	}
-	c := &chain{f: f, first: first, object: object}
-	c.reset()
+	c := &chain{f: f, first: first, object: object, marks: []uint32{first}}
+	c.restart(0)
 	return c, nil
 }
 
-func (c *chain) reset() {
-	c.idx, c.cur = 0, c.first
-	c.mark, c.power, c.lam = c.first, 1, 0
+// restart moves the cursor back to remembered position k*chainMarkEvery.
+func (c *chain) restart(k uint64) {
+	c.idx, c.cur = k*chainMarkEvery, c.marks[k]
+	c.mark, c.power, c.lam = c.cur, 1, 0
 }
 
 // step moves to the next cluster; end reports the end of the chain.
@@ -107,13 +115,16 @@ func (c *chain) step() (end bool, err error) {
 	if c.lam == c.power {
 		c.mark, c.power, c.lam = c.cur, c.power*2, 0
 	}
+	if c.idx%chainMarkEvery == 0 && c.idx/chainMarkEvery == uint64(len(c.marks)) {
+		c.marks = append(c.marks, c.cur)
+	}
 	return false, nil
 }
 
 // seek positions the cursor on the idx'th cluster of the chain.
 func (c *chain) seek(idx uint64) error {
 	if idx < c.idx {
-		c.reset()
+		c.restart(min(idx/chainMarkEvery, uint64(len(c.marks)-1)))
 	}
 	for c.idx < idx {
 		end, err := c.step()

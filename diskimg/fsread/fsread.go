@@ -126,9 +126,19 @@ type File interface {
 // returns an error wrapping ErrUnknownFS when the image holds neither ext nor
 // FAT; the message names the signature found when it is a known other one
 // (NTFS, exFAT, XFS, Btrfs, LUKS, swap).
+//
+// The ext superblock magic is checked first (mke2fs keeps the first 1024
+// bytes, so a reformatted FAT disk still has its boot sector); if the ext
+// superblock turns out unusable but a FAT boot sector opens, FAT wins.
 func Open(r io.ReaderAt, size int64) (FS, error) {
 	if isExt(r, size) {
-		return OpenExt(r, size)
+		f, err := OpenExt(r, size)
+		if err != nil && isFAT(r, size) {
+			if ff, ferr := OpenFAT(r, size); ferr == nil {
+				return ff, nil
+			}
+		}
+		return f, err
 	}
 	if isFAT(r, size) {
 		return OpenFAT(r, size)

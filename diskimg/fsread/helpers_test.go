@@ -26,6 +26,11 @@ func needTools(t testing.TB, names ...string) {
 	}
 }
 
+func hasTool(name string) bool {
+	_, err := exec.LookPath(name)
+	return err == nil
+}
+
 // needRoot skips tests that chown, mknod or mount.
 func needRoot(t testing.TB) {
 	t.Helper()
@@ -240,8 +245,8 @@ func compareEntry(t *testing.T, fsys FS, p, rel string, fi os.FileInfo, opts cmp
 
 func compareTimes(t *testing.T, rel string, e *Entry, fi os.FileInfo, st *syscall.Stat_t, opts cmpOpts) {
 	t.Helper()
-	if rel == "." {
-		return // the root is touched by mkfs (lost+found)
+	if rel == "." || (opts.noOwner && fi.IsDir()) {
+		return // mkfs touches the root; mtools does not keep directory times
 	}
 	want := fi.ModTime()
 	got := e.ModTime

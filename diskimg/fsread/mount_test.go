@@ -180,3 +180,28 @@ func TestExtKernelInline(t *testing.T) {
 	}
 	compareTree(t, fsys, mnt, cmpOpts{nanos: true, atime: true})
 }
+
+// TestExtNeedsRecovery copies an image while it is mounted read-write, as
+// a crash-consistent image backup does: the journal needs recovery, the
+// reader says so and still reads what was written before the mount.
+func TestExtNeedsRecovery(t *testing.T) {
+	needRoot(t)
+	needTools(t, "mke2fs", "mount", "umount")
+	src := smallTree(t)
+	img := filepath.Join(t.TempDir(), "live.img")
+	must(t, os.WriteFile(img, nil, 0o644))
+	must(t, os.Truncate(img, 32<<20))
+	run(t, nil, nil, "mke2fs", "-F", "-q", "-t", "ext4", "-d", src, img)
+	mnt, unmount := loopMountUnmount(t, img, "rw")
+	writeFile(t, filepath.Join(mnt, "new.txt"), []byte("written while mounted"), 0o644)
+	snapshot, err := os.ReadFile(img)
+	must(t, err)
+	unmount()
+
+	fsys, err := openBytes(snapshot)
+	must(t, err)
+	if !fsys.(*ExtFS).NeedsRecovery() {
+		t.Error("NeedsRecovery is false for an image copied while mounted")
+	}
+	compareTree(t, fsys, src, cmpOpts{skip: func(rel string) bool { return rel == "lost+found" || rel == "new.txt" }})
+}
