@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"sort"
 	"sync"
@@ -14,6 +15,11 @@ import (
 // FetchOptions tunes Fetch. The zero value means the defaults.
 type FetchOptions struct {
 	Workers int // parallel readers; default max(2, GOMAXPROCS)
+	// Order, when set, gives each chunk a position in the output (a disk
+	// offset, say); read units are then taken in the order of the first
+	// position they serve, so the output is written roughly front to back
+	// instead of in pack-name order.
+	Order func(id crypt.ID) int64
 }
 
 // fetchSpan bounds the pack range one worker reads in one go: whole packs
@@ -37,6 +43,9 @@ func Fetch[V any](ctx context.Context, r *Repo, want map[crypt.ID]V, o FetchOpti
 		return nil, err
 	}
 	units := readUnits(byPack, fetchSpan)
+	if o.Order != nil {
+		orderUnits(units, o.Order)
+	}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = max(2, runtime.GOMAXPROCS(0))
@@ -75,6 +84,19 @@ func readUnits(byPack map[string][]catalog.Location, span int64) [][]catalog.Loc
 		units = append(units, locs[start:])
 	}
 	return units
+}
+
+// orderUnits sorts units by the smallest position of the chunks they hold.
+func orderUnits(units [][]catalog.Location, pos func(crypt.ID) int64) {
+	first := make(map[*catalog.Location]int64, len(units))
+	for i := range units {
+		m := int64(math.MaxInt64)
+		for _, l := range units[i] {
+			m = min(m, pos(crypt.ID(l.ID)))
+		}
+		first[&units[i][0]] = m
+	}
+	sort.SliceStable(units, func(a, b int) bool { return first[&units[a][0]] < first[&units[b][0]] })
 }
 
 // parallel runs fn(0..n-1) on workers goroutines; the first error stops it.

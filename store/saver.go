@@ -32,6 +32,8 @@ type Saver struct {
 
 	dmu     sync.Mutex // dedup: pending + catalog check are atomic together
 	pending map[crypt.ID]struct{}
+	filter  *idFilter // nil until filterAfterMisses new chunks were seen
+	misses  int
 
 	open *packSlots // open packs, one per concurrent writer
 
@@ -140,9 +142,26 @@ func (s *Saver) claim(ctx context.Context, id crypt.ID) (bool, error) {
 	if _, ok := s.pending[id]; ok {
 		return false, nil
 	}
-	has, err := s.r.cat.Has(ctx, id)
-	if err != nil || has {
-		return false, err
+	if s.filter == nil || s.filter.mayHave(&id) {
+		has, err := s.r.cat.Has(ctx, id)
+		if err != nil || has {
+			return false, err
+		}
+		if s.misses++; s.filter == nil && s.misses == filterAfterMisses {
+			// Built under the dedup lock: the pending IDs are not indexed
+			// yet, so add them too.
+			f, err := s.r.buildFilter(ctx)
+			if err != nil {
+				return false, err
+			}
+			for p := range s.pending {
+				f.add(&p)
+			}
+			s.filter = f
+		}
+	}
+	if s.filter != nil {
+		s.filter.add(&id)
 	}
 	s.pending[id] = struct{}{}
 	return true, nil

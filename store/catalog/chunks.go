@@ -107,6 +107,25 @@ func (c *Catalog) ForEachChunk(ctx context.Context, fn func(Location) error) err
 	return rows.Err()
 }
 
+// ForEachID calls fn with the ID of every indexed chunk.
+func (c *Catalog) ForEachID(ctx context.Context, fn func(id [32]byte)) error {
+	rows, err := c.db.QueryContext(ctx, `SELECT id FROM chunks`)
+	if err != nil {
+		return fmt.Errorf("catalog: scan chunk ids: %w", err)
+	}
+	defer rows.Close()
+	var raw []byte
+	for rows.Next() {
+		if err := rows.Scan(&raw); err != nil {
+			return fmt.Errorf("catalog: scan chunk ids: %w", err)
+		}
+		if len(raw) == 32 {
+			fn([32]byte(raw))
+		}
+	}
+	return rows.Err()
+}
+
 // Count returns the number of indexed chunks.
 func (c *Catalog) Count(ctx context.Context) (int64, error) {
 	var n int64
