@@ -28,6 +28,13 @@ import (
 // and 41 MiB.
 const DefaultChunkSize = 256 << 10
 
+// ImageZstdLevel is the zstd level of image chunks. Disks hold binaries
+// and file system metadata where libzstd's level 1 is much faster than its
+// level 3 for a little more output: on a 1 GiB test disk (Go sources and
+// binaries, 390 MiB used) level 1 took 0.98 s and stored 374 MB, level 3
+// 1.21 s and 370 MB.
+const ImageZstdLevel = 1
+
 // Entry names inside an image point's manifest.
 const (
 	DiskEntry = "disk.img"
@@ -151,7 +158,7 @@ func backupFrom(ctx context.Context, repo *store.Repo, readPath, origPath string
 		o.Logger.Info("image plan", "source", origPath, "part", p.String())
 	}
 
-	saver, err := repo.NewSaver(store.SaverOptions{Compression: o.Compression})
+	saver, err := repo.NewSaver(store.SaverOptions{Compression: o.Compression, ZstdLevel: ImageZstdLevel})
 	if err != nil {
 		return nil, err
 	}

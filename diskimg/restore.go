@@ -261,7 +261,8 @@ func (w *imgWriter) write(ctx context.Context, repo *store.Repo, start time.Time
 	}
 	defer stop()
 	var failed atomic.Pointer[error]
-	missing, err := store.Fetch(ctx, repo, want, store.FetchOptions{Workers: w.o.Workers},
+	order := func(id crypt.ID) int64 { return want[id][0] } // write the disk front to back
+	missing, err := store.Fetch(ctx, repo, want, store.FetchOptions{Workers: w.o.Workers, Order: order},
 		func(l catalog.Location, data []byte) error {
 			for _, o := range want[crypt.ID(l.ID)] {
 				n := min(int64(len(data)), w.t.size-o)

@@ -28,6 +28,7 @@ type SaveStats struct {
 type Saver struct {
 	r       *Repo
 	algo    compress.Algo
+	level   int
 	encrypt bool
 
 	dmu     sync.Mutex // dedup: pending + catalog check are atomic together
@@ -92,6 +93,7 @@ type openPack struct {
 // SaverOptions configures a Saver. Zero values mean the repository default.
 type SaverOptions struct {
 	Compression string // zstd | lz4 | none
+	ZstdLevel   int    // 0: the codec's default (compress.DefaultZstdLevel)
 	NoEncrypt   bool   // store plaintext (integrity still checked by ID)
 }
 
@@ -108,7 +110,7 @@ func (r *Repo) NewSaver(o SaverOptions) (*Saver, error) {
 		return nil, err
 	}
 	return &Saver{
-		r: r, algo: algo, encrypt: !o.NoEncrypt && r.cfg.Encryption != "none",
+		r: r, algo: algo, level: o.ZstdLevel, encrypt: !o.NoEncrypt && r.cfg.Encryption != "none",
 		pending: make(map[crypt.ID]struct{}), sealSem: make(chan struct{}, 2),
 		bufs: NewFreeList(2*runtime.GOMAXPROCS(0), func() *saveBufs { return &saveBufs{} }),
 		open: openSlots(runtime.GOMAXPROCS(0)),
@@ -187,7 +189,7 @@ func (s *Saver) Save(ctx context.Context, typ uint8, data []byte) (crypt.ID, boo
 	b := s.bufs.Get()
 	defer s.bufs.Put(b)
 	var algo compress.Algo
-	b.comp, algo = s.r.codec.Compress(b.comp, data, s.algo)
+	b.comp, algo = s.r.codec.CompressLevel(b.comp, data, s.algo, s.level)
 	stored := b.comp
 	flags := uint8(algo)
 	if s.encrypt {

@@ -175,6 +175,15 @@ func limit(n int) int { return n - n/32 - 1 }
 // of the input, data that samples as random, empty input, or a = None), it
 // returns append(dst[:0], src...) and None.
 func (c *Codec) Compress(dst, src []byte, a Algo) ([]byte, Algo) {
+	return c.CompressLevel(dst, src, a, 0)
+}
+
+// CompressLevel is Compress with a zstd level for this call (0: the
+// Codec's level).
+func (c *Codec) CompressLevel(dst, src []byte, a Algo, level int) ([]byte, Algo) {
+	if level <= 0 {
+		level = c.level
+	}
 	dst = dst[:0]
 	if len(src) == 0 || a == None || !c.worthCompressing(src) {
 		return append(dst, src...), None
@@ -188,7 +197,7 @@ func (c *Codec) Compress(dst, src []byte, a Algo) ([]byte, Algo) {
 			dst = make([]byte, 0, b)
 		}
 		z := c.ctx()
-		out, err := z.CompressLevel(dst, src, c.level)
+		out, err := z.CompressLevel(dst, src, min(level, 19))
 		c.putCtx(z)
 		if err == nil && len(out) <= lim {
 			return out, Zstd
