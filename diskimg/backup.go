@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -167,7 +168,12 @@ func backupFrom(ctx context.Context, repo *store.Repo, readPath, origPath string
 		return nil, err
 	}
 	pt.Paths, pt.Tags = []string{origPath}, []string{diskTag(info.Identity)}
-	b := &imager{src: src, saver: saver, cs: o.ChunkSize, size: src.Size, o: o, total: info.UsedBytes}
+	b := &imager{src: src, saver: saver, keys: repo.Keys(), cs: o.ChunkSize, size: src.Size, o: o, total: info.UsedBytes}
+	if pt.Parent != "" {
+		if b.prev, err = parentRefs(ctx, repo, pt.Parent, o.ChunkSize); err != nil {
+			return nil, err
+		}
+	}
 	// One context for the whole point: the saver seals packs in the
 	// background with it until CommitPoint.
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -232,6 +238,8 @@ func LatestOfDisk(ctx context.Context, repo *store.Repo, host, identity string) 
 type imager struct {
 	src   io.ReaderAt
 	saver *store.Saver
+	keys  *crypt.Keys
+	prev  *refIndex // the parent point's chunks by disk offset, or nil
 	cs    int64
 	size  int64
 	o     BackupOptions
@@ -260,10 +268,16 @@ func (b *imager) run(ctx context.Context, cancel context.CancelCauseFunc, used [
 		go func() {
 			for j := range work {
 				data := (*j.buf)[:j.n]
-				if allZero(data) {
+				switch {
+				case allZero(data):
 					j.hole = true
-				} else {
-					j.id, _, j.err = b.saver.Save(ctx, pack.TypeData, data)
+				default:
+					j.id = b.keys.ChunkID(data)
+					if b.prev.at(j.off, j.n) == j.id {
+						b.saver.Known() // the parent point holds it: no lookup
+					} else {
+						_, _, j.err = b.saver.SaveID(ctx, pack.TypeData, j.id, data)
+					}
 				}
 				close(j.done)
 			}
@@ -302,6 +316,48 @@ func (b *imager) run(ctx context.Context, cancel context.CancelCauseFunc, used [
 		return nil, firstErr
 	}
 	return refs, nil
+}
+
+// refIndex finds the parent point's chunk at a disk offset.
+type refIndex struct {
+	refs   []manifest.ChunkRef
+	starts []int64
+}
+
+// parentRefs loads the chunk refs of the parent image point, or nil when
+// it used another chunk size (its chunks then never line up with ours).
+func parentRefs(ctx context.Context, repo *store.Repo, id string, cs int64) (*refIndex, error) {
+	p, err := repo.FindPoint(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("parent point: %w", err)
+	}
+	img, err := Load(ctx, repo, p)
+	if err != nil {
+		return nil, fmt.Errorf("parent point: %w", err)
+	}
+	if img.Info.ChunkSize != cs {
+		return nil, nil
+	}
+	x := &refIndex{refs: img.Refs, starts: make([]int64, len(img.Refs))}
+	var off int64
+	for i, c := range img.Refs {
+		x.starts[i] = off
+		off += int64(c.Size)
+	}
+	return x, nil
+}
+
+// at returns the ID of the parent's chunk that starts at off with length
+// n, or the zero ID.
+func (x *refIndex) at(off, n int64) crypt.ID {
+	if x == nil {
+		return crypt.ID{}
+	}
+	i := sort.Search(len(x.starts), func(i int) bool { return x.starts[i] >= off })
+	if i == len(x.starts) || x.starts[i] != off || int64(x.refs[i].Size) != n || x.refs[i].Hole() {
+		return crypt.ID{}
+	}
+	return crypt.ID(x.refs[i].ID)
 }
 
 // appendRef adds a chunk or hole to refs, merging neighbouring holes.

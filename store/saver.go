@@ -177,7 +177,20 @@ func (s *Saver) Save(ctx context.Context, typ uint8, data []byte) (crypt.ID, boo
 	if err := s.failed(); err != nil {
 		return crypt.ID{}, false, err
 	}
-	id := s.r.keys.ChunkID(data)
+	return s.SaveID(ctx, typ, s.r.keys.ChunkID(data), data)
+}
+
+// Known counts a chunk the caller knows to be stored already (it is
+// referenced by a committed point) without looking it up.
+func (s *Saver) Known() { s.dupChunks.Add(1) }
+
+// SaveID is Save for a caller that has hashed data already: id must be
+// Keys().ChunkID(data) (a wrong ID would store data under another chunk's
+// name; restores would then reject it as damaged).
+func (s *Saver) SaveID(ctx context.Context, typ uint8, id crypt.ID, data []byte) (crypt.ID, bool, error) {
+	if err := s.failed(); err != nil {
+		return crypt.ID{}, false, err
+	}
 	isNew, err := s.claim(ctx, id)
 	if err != nil {
 		return id, false, err
