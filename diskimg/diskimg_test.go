@@ -432,7 +432,7 @@ func TestReadErrorFailsBackup(t *testing.T) {
 	}
 	defer saver.Abort()
 	data := bytes.NewReader(randBytes(5, 8<<20))
-	b := &imager{src: &failingReader{data, 5 << 20}, saver: saver, cs: 256 << 10, size: 8 << 20, o: BackupOptions{Workers: 2}}
+	b := &imager{src: &failingReader{data, 5 << 20}, saver: saver, keys: r.Keys(), cs: 256 << 10, size: 8 << 20, o: BackupOptions{Workers: 2}}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	_, err = b.run(ctx, cancel, []usedmap.Extent{{Off: 0, Len: 8 << 20}})
