@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -168,7 +169,7 @@ func backupFrom(ctx context.Context, repo *store.Repo, readPath, origPath string
 		return nil, err
 	}
 	pt.Paths, pt.Tags = []string{origPath}, []string{diskTag(info.Identity)}
-	b := &imager{src: src, saver: saver, keys: repo.Keys(), cs: o.ChunkSize, size: src.Size, o: o, total: info.UsedBytes}
+	b := &imager{src: src, saver: saver, keys: repo.Keys(), cs: o.ChunkSize, size: src.Size, o: o, total: info.UsedBytes, mem: src.Map()}
 	if pt.Parent != "" {
 		if b.prev, err = parentRefs(ctx, repo, pt.Parent, o.ChunkSize); err != nil {
 			return nil, err
@@ -240,6 +241,7 @@ type imager struct {
 	saver *store.Saver
 	keys  *crypt.Keys
 	prev  *refIndex // the parent point's chunks by disk offset, or nil
+	mem   []byte    // the source mapped read-only, or nil
 	cs    int64
 	size  int64
 	o     BackupOptions
@@ -251,7 +253,8 @@ type job struct {
 	off  int64 // disk offset of the chunk (or hole run)
 	n    int64
 	hole bool
-	buf  *[]byte
+	data []byte  // the chunk: in buf, or a slice of the source's mapping
+	buf  *[]byte // nil for mapped chunks
 	id   crypt.ID
 	err  error
 	done chan struct{}
@@ -266,19 +269,11 @@ func (b *imager) run(ctx context.Context, cancel context.CancelCauseFunc, used [
 	ordered := make(chan *job, 2*b.o.Workers+2)
 	for range b.o.Workers {
 		go func() {
+			// Chunks may be slices of the source's mapping: a source that
+			// shrinks underneath faults, which becomes an error, not a crash.
+			debug.SetPanicOnFault(true)
 			for j := range work {
-				data := (*j.buf)[:j.n]
-				switch {
-				case allZero(data):
-					j.hole = true
-				default:
-					j.id = b.keys.ChunkID(data)
-					if b.prev.at(j.off, j.n) == j.id {
-						b.saver.Known() // the parent point holds it: no lookup
-					} else {
-						_, _, j.err = b.saver.SaveID(ctx, pack.TypeData, j.id, data)
-					}
-				}
+				j.err = b.process(ctx, j, bufs)
 				close(j.done)
 			}
 		}()
@@ -316,6 +311,33 @@ func (b *imager) run(ctx context.Context, cancel context.CancelCauseFunc, used [
 		return nil, firstErr
 	}
 	return refs, nil
+}
+
+// process hashes one chunk and saves it unless it is all zero or the
+// parent point holds it at the same offset.
+func (b *imager) process(ctx context.Context, j *job, bufs *store.FreeList[*[]byte]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("read at %d: the source changed size or went away while it was read (%v)", j.off, r)
+		}
+	}()
+	data := j.data
+	if allZero(data) {
+		j.hole = true
+		return nil
+	}
+	j.id = b.keys.ChunkID(data)
+	if b.prev.at(j.off, j.n) == j.id {
+		b.saver.Known() // the parent point holds it: no lookup
+		return nil
+	}
+	if j.buf == nil { // mapped: compress from a copy, never from the mapping
+		buf := bufs.Get()
+		defer bufs.Put(buf)
+		data = append((*buf)[:0], data...)
+	}
+	_, _, err = b.saver.SaveID(ctx, pack.TypeData, j.id, data)
+	return err
 }
 
 // refIndex finds the parent point's chunk at a disk offset.
@@ -397,12 +419,17 @@ func (b *imager) produce(ctx context.Context, used []usedmap.Extent, bufs *store
 			continue
 		}
 		n := min(b.cs, b.size-off)
-		buf := bufs.Get()
-		if err := b.readChunk((*buf)[:n], off, used[ui:]); err != nil {
-			bufs.Put(buf)
-			return err
+		j := &job{off: off, n: n, done: make(chan struct{})}
+		if m := b.mapped(off, n, used[ui]); m != nil {
+			j.data = m
+		} else {
+			j.buf = bufs.Get()
+			if err := b.readChunk((*j.buf)[:n], off, used[ui:]); err != nil {
+				bufs.Put(j.buf)
+				return err
+			}
+			j.data = (*j.buf)[:n]
 		}
-		j := &job{off: off, n: n, buf: buf, done: make(chan struct{})}
 		ordered <- j
 		work <- j
 		off += n
@@ -414,6 +441,18 @@ func doneJob(j *job) *job {
 	j.done = make(chan struct{})
 	close(j.done)
 	return j
+}
+
+// mapped returns the chunk [off, off+n) as a slice of the source's
+// mapping when one used extent covers all of it, else nil (then it is
+// read, with unused parts zeroed). Hashing from the mapping saves copying
+// every byte of the disk through read(2).
+func (b *imager) mapped(off, n int64, u usedmap.Extent) []byte {
+	if b.mem == nil || u.Off > off || u.Off+u.Len < off+n || off+n > int64(len(b.mem)) {
+		return nil
+	}
+	b.read.Add(n)
+	return b.mem[off : off+n : off+n]
 }
 
 // readGap is the largest unused gap read through rather than skipped.

@@ -580,3 +580,29 @@ func TestRestoreToLoopDevice(t *testing.T) {
 		t.Fatal("--zero-unused left old data in unused space")
 	}
 }
+
+// A source that shrinks under its mapping gives an error, not a crash.
+func TestMappedSourceShrinks(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "src.img")
+	os.WriteFile(p, randBytes(3, 4<<20), 0o600)
+	src, err := OpenSource(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if src.Map() == nil {
+		t.Skip("no mmap here")
+	}
+	os.Truncate(p, 1<<20)
+	r := newRepo(t)
+	saver, _ := r.NewSaver(store.SaverOptions{})
+	defer saver.Abort()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	b := &imager{src: src, saver: saver, keys: r.Keys(), cs: 256 << 10, size: 4 << 20, o: BackupOptions{Workers: 2}, mem: src.Map()}
+	_, err = b.run(ctx, cancel, []usedmap.Extent{{Off: 0, Len: 4 << 20}})
+	if err == nil || !strings.Contains(err.Error(), "changed size") {
+		t.Fatalf("backup of a shrunk mapped source: %v", err)
+	}
+}

@@ -23,6 +23,23 @@ type Source struct {
 	Serial         string // device serial number when the kernel knows one
 	Dev            uint64 // st_rdev of a device, st_dev/ino identity otherwise
 	f              *os.File
+	mem            []byte // read-only mapping (see Map), or nil
+}
+
+// Map maps the whole source read-only (once) and returns the mapping, or
+// nil when it cannot be mapped. Touching it after the source shrank raises
+// SIGBUS: readers must run with debug.SetPanicOnFault. Close unmaps it.
+func (s *Source) Map() []byte {
+	if s.mem != nil || s.Size <= 0 || int64(int(s.Size)) != s.Size {
+		return s.mem
+	}
+	m, err := unix.Mmap(int(s.f.Fd()), 0, int(s.Size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil
+	}
+	_ = unix.Madvise(m, unix.MADV_SEQUENTIAL)
+	s.mem = m
+	return m
 }
 
 // OpenSource opens path read-only as an image source.
@@ -85,8 +102,14 @@ func (s *Source) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// Close closes the source.
-func (s *Source) Close() error { return s.f.Close() }
+// Close unmaps and closes the source.
+func (s *Source) Close() error {
+	if s.mem != nil {
+		_ = unix.Munmap(s.mem)
+		s.mem = nil
+	}
+	return s.f.Close()
+}
 
 // DataExtents returns the parts of the source that may hold data: for a
 // sparse file its data extents (SEEK_DATA/SEEK_HOLE), otherwise the whole.
