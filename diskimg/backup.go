@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"bes/diskimg/layout"
 	"bes/diskimg/usedmap"
 	"bes/store"
@@ -274,6 +276,12 @@ func (b *imager) run(ctx context.Context, cancel context.CancelCauseFunc, used [
 			debug.SetPanicOnFault(true)
 			for j := range work {
 				j.err = b.process(ctx, j, bufs)
+				if j.buf == nil {
+					// Done with these mapped pages: unmap them from this
+					// process (the page cache keeps them), or the source
+					// would count in full towards the process's RSS.
+					_ = unix.Madvise(j.data, unix.MADV_DONTNEED)
+				}
 				close(j.done)
 			}
 		}()

@@ -14,7 +14,7 @@ import (
 
 // FetchOptions tunes Fetch. The zero value means the defaults.
 type FetchOptions struct {
-	Workers int // parallel readers; default 2*GOMAXPROCS
+	Workers int // parallel readers; default max(2, GOMAXPROCS)
 	// Order, when set, gives each chunk a position in the output (a disk
 	// offset, say); read units are then taken in the order of the first
 	// position they serve, so the output is written roughly front to back
@@ -48,7 +48,7 @@ func Fetch[V any](ctx context.Context, r *Repo, want map[crypt.ID]V, o FetchOpti
 	}
 	workers := o.Workers
 	if workers <= 0 {
-		workers = 2 * runtime.GOMAXPROCS(0) // one reads while another decodes and writes
+		workers = max(2, runtime.GOMAXPROCS(0))
 	}
 	err = parallel(ctx, workers, len(units), func(i int) error {
 		if k := i + workers; k < len(units) { // read ahead while this unit decodes
