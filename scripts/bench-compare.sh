@@ -17,8 +17,9 @@
 #   BENCH_SRC_TREE   real source tree copied into the corpus (default $(go env GOROOT)/src)
 #   BENCH_CMD_TIMEOUT  seconds before a measured command is killed (default 3600)
 #   BENCH_RESTORE_FS fresh (default when root): each restore writes into a
-#                    freshly made ext4 (mkfs.ext4 defaults, loop-mounted) of
-#                    its own; scratch: into the scratch directory itself
+#                    freshly made ext4 (mkfs.ext4 defaults, on a loop device
+#                    with direct I/O) of its own; scratch: into the scratch
+#                    directory itself
 #
 # Needs root for apt-get if restic, GNU time, bc or python3 are missing.
 set -euo pipefail
@@ -168,7 +169,11 @@ target_fs() {
 	drop_target_fs "$1"
 	truncate -s $((CORPUS_BYTES * 2 + (1 << 30))) "$img" || die "truncate $img"
 	mkfs.ext4 -q -F "$img" >"$L/mkfs-$1.log" 2>&1 || die "mkfs.ext4 $img failed (see $L/mkfs-$1.log)"
-	mkdir -p "$mnt" && mount -o loop "$img" "$mnt" || die "mounting $img failed"
+	# --direct-io: the loop device writes through to the disk like a real
+	# one, instead of caching everything a second time for its backing file.
+	local dev
+	dev=$(losetup -f --show --direct-io=on "$img") || die "losetup $img failed"
+	mkdir -p "$mnt" && mount "$dev" "$mnt" || die "mounting $img failed"
 	echo "$mnt/r"
 }
 # drop_target_fs [NAME]: unmount and delete one (or every) restore file system.
@@ -177,6 +182,7 @@ drop_target_fs() {
 	for m in "$D"/rfs-${1:-*}; do
 		[[ -d $m ]] || continue
 		mountpoint -q "$m" && umount "$m"
+		[[ -f $m.img ]] && losetup -j "$m.img" | cut -d: -f1 | xargs -r losetup -d
 		rm -rf "$m" "$m.img"
 	done
 	return 0
@@ -397,7 +403,7 @@ ratio = bes_pre_ec / last["restic"] if last["restic"] else float("nan")
 print()
 print("corpus: %d bytes (%.1f MiB) initially, %d after the 5%% change; rounds: %d (best time per cell, peak RSS max over rounds)"
       % (sizes["initial"], sizes["initial"] / MiB, sizes["changed"], len(stored)))
-print("restores write into: %s" % ("a fresh ext4 each (mkfs.ext4 defaults, loop-mounted)" if "$RESTORE_FS" == "fresh" else "the scratch directory"))
+print("restores write into: %s" % ("a fresh ext4 each (mkfs.ext4 defaults, loop device with direct I/O)" if "$RESTORE_FS" == "fresh" else "the scratch directory"))
 print(fmt(hdr))
 for r in rows:
     print(fmt(r))
