@@ -55,11 +55,7 @@ func (r *restorer) writeDirect(fs *fileState, off int64, data []byte, zero bool)
 		buf := (*bp)[:nb]
 		n := copy(buf, data[start-off:stop-off])
 		clear(buf[n:])
-		_, err := fs.f.WriteAt(buf, start)
-		r.dbufs.Put(bp)
-		if err != nil {
-			return err
-		}
+		r.writeAsync(fs, bp, buf, start)
 	}
 	if first < m0 || first >= m1 {
 		if err := r.addPartial(fs, first, off, data, zero); err != nil {
@@ -70,6 +66,28 @@ func (r *restorer) writeDirect(fs *fileState, off int64, data []byte, zero bool)
 		return r.addPartial(fs, last, off, data, zero)
 	}
 	return nil
+}
+
+// asyncWrites bounds the direct writes in flight: the worker that decoded
+// a chunk goes on decoding the next while the disk takes this one.
+const asyncWrites = 4
+
+// writeAsync writes buf at off of fs's file in the background and then
+// returns bp to the free list. closeFile waits for a file's writes and
+// reports their first error.
+func (r *restorer) writeAsync(fs *fileState, bp *[]byte, buf []byte, off int64) {
+	r.aw <- struct{}{}
+	fs.inflight.Add(1)
+	f := fs.f
+	go func() {
+		defer func() { <-r.aw }()
+		defer fs.inflight.Done()
+		_, err := f.WriteAt(buf, off)
+		r.dbufs.Put(bp)
+		if err != nil {
+			fs.aerr.CompareAndSwap(nil, &err)
+		}
+	}()
 }
 
 // addPartial copies the part of a chunk that falls into block idx and

@@ -36,7 +36,7 @@ func TestDirectWriterRandomChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &restorer{dc: dc, o: RestoreOptions{Buffered: tc.buffered}, dbufs: newDirectBufs()}
+		r := &restorer{dc: dc, o: RestoreOptions{Buffered: tc.buffered}, dbufs: newDirectBufs(), aw: make(chan struct{}, asyncWrites)}
 		fs := &fileState{fileRec: fileRec{"f", manifest.Entry{Kind: manifest.KindFile, Size: int64(tc.size), Mode: 0o644}},
 			remaining: len(pieces), direct: !tc.buffered && tc.size >= directMin}
 		r.files = []*fileState{fs}

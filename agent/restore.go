@@ -71,6 +71,8 @@ type fileState struct {
 	holes     bool                    // some refs are holes: pre-size the file
 	direct    bool                    // written with O_DIRECT (see direct.go)
 	partial   map[int64]*partialBlock // direct: unaligned block edges not yet complete
+	inflight  sync.WaitGroup          // direct: background writes not yet done
+	aerr      atomic.Pointer[error]   // direct: first background write error
 }
 
 type target struct {
@@ -97,6 +99,7 @@ type restorer struct {
 	asRoot  bool
 	umask   uint32
 	dbufs   *store.FreeList[*[]byte] // aligned buffers for direct writes
+	aw      chan struct{}            // direct writes in flight (see writeAsync)
 }
 
 // Restore writes point p (or the included parts of it) under o.Target.
@@ -114,7 +117,7 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 	}
 	defer dc.close()
 	r := &restorer{repo: repo, dc: dc, o: o, plan: map[crypt.ID][]target{}, made: map[string]bool{},
-		asRoot: os.Geteuid() == 0, umask: processUmask(), dbufs: newDirectBufs()}
+		asRoot: os.Geteuid() == 0, umask: processUmask(), dbufs: newDirectBufs(), aw: make(chan struct{}, asyncWrites)}
 	incl, err := normIncludes(o.Includes)
 	if err != nil {
 		return nil, err
@@ -454,6 +457,11 @@ func (r *restorer) openFile(fs *fileState) bool {
 // closeFile sets the file's owner, mode and times on its descriptor and
 // closes it (or just closes it when it failed); caller holds fs.mu.
 func (r *restorer) closeFile(fs *fileState) {
+	fs.inflight.Wait()
+	if p := fs.aerr.Load(); p != nil && !fs.failed {
+		r.addErr("%s: %v", fs.path, *p)
+		fs.failed = true
+	}
 	if fs.direct && !fs.failed {
 		if err := r.finishDirect(fs); err != nil {
 			r.addErr("%s: %v", fs.path, err)
