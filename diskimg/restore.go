@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -122,7 +123,7 @@ func Restore(ctx context.Context, repo *store.Repo, p *store.Point, o RestoreOpt
 			return nil, fmt.Errorf("image restore to %s: %w", o.Target, err)
 		}
 	}
-	w := &imgWriter{t: t, o: o, refs: img.Refs,
+	w := &imgWriter{t: t, o: o, refs: img.Refs, aw: make(chan struct{}, asyncWrites),
 		bufs: store.NewFreeList(8, func() []byte { return alignedBuf(int(img.Info.ChunkSize)) })}
 	if err := w.write(ctx, repo, start); err != nil {
 		return nil, fmt.Errorf("image restore to %s: %w", o.Target, err)
@@ -267,6 +268,22 @@ type imgWriter struct {
 	refs    []manifest.ChunkRef
 	written atomic.Int64
 	bufs    *store.FreeList[[]byte] // aligned buffers for direct writes
+	aw      chan struct{}           // direct writes in flight
+	wg      sync.WaitGroup
+	werr    atomic.Pointer[error] // first error of a background write
+}
+
+// asyncWrites bounds the direct writes in flight: the worker that decoded a
+// chunk goes on with the next while the disk takes this one.
+const asyncWrites = 4
+
+// wait waits for the background writes and returns the first error.
+func (w *imgWriter) wait() error {
+	w.wg.Wait()
+	if p := w.werr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // writeAt writes one chunk's bytes at off: directly when the target was
@@ -279,11 +296,21 @@ func (w *imgWriter) writeAt(data []byte, off int64) error {
 		}
 		buf = buf[:len(data)]
 		copy(buf, data)
-		_, err := w.t.direct.WriteAt(buf, off)
-		w.bufs.Put(buf)
-		if !errors.Is(err, unix.EINVAL) {
-			return err
-		}
+		w.aw <- struct{}{}
+		w.wg.Add(1)
+		go func() {
+			defer func() { <-w.aw; w.wg.Done() }()
+			_, err := w.t.direct.WriteAt(buf, off)
+			if errors.Is(err, unix.EINVAL) { // not for direct I/O after all
+				_, err = w.t.f.WriteAt(buf, off)
+			}
+			w.bufs.Put(buf)
+			if err != nil {
+				err = fmt.Errorf("write at %d: %w", off, err)
+				w.werr.CompareAndSwap(nil, &err)
+			}
+		}()
+		return nil
 	}
 	_, err := w.t.f.WriteAt(data, off)
 	return err
@@ -333,6 +360,9 @@ func (w *imgWriter) write(ctx context.Context, repo *store.Repo, start time.Time
 			failed.CompareAndSwap(nil, &e)
 			return e
 		})
+	if werr := w.wait(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return err
 	}
