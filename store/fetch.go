@@ -26,6 +26,11 @@ type FetchOptions struct {
 // as work units leave one worker alone with the last pack at the end.
 const fetchSpan = 4 << 20
 
+// fetchAhead is how many rounds of units ahead of the workers the kernel
+// is asked to read (fadvise WILLNEED), so that cold packs arrive before a
+// worker needs them.
+const fetchAhead = 4
+
 // Fetch reads every chunk in want that the index knows, pack by pack in
 // offset order with parallel workers and read-ahead, and hands each one
 // (decrypted, decompressed and checked against its ID) to fn. fn and onErr
@@ -50,8 +55,12 @@ func Fetch[V any](ctx context.Context, r *Repo, want map[crypt.ID]V, o FetchOpti
 	if workers <= 0 {
 		workers = max(2, runtime.GOMAXPROCS(0))
 	}
+	for k := 0; k < min(len(units), fetchAhead*workers); k++ { // the first rounds
+		v := units[k]
+		r.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
+	}
 	err = parallel(ctx, workers, len(units), func(i int) error {
-		if k := i + workers; k < len(units) { // read ahead while this unit decodes
+		if k := i + fetchAhead*workers; k < len(units) { // read ahead while this unit decodes
 			v := units[k]
 			r.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
 		}
