@@ -44,7 +44,7 @@ func setFileMeta(f *os.File, e *manifest.Entry, asRoot bool, created uint32) err
 		chowned = true
 	}
 	if chowned || created != e.Mode&0o7777 {
-		if err := f.Chmod(fileMode(e.Mode)); err != nil {
+		if err := f.Chmod(manifest.FileMode(e.Mode)); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -345,7 +344,7 @@ func (r *restorer) writeData(ctx context.Context) error {
 		r.chunkFailed(r.plan[id], fmt.Errorf("chunk %s: %w", id.String()[:16], store.ErrMissingChunk))
 	}
 	// Files the data phase never opened: empty, all holes, or failed.
-	return r.parallel(ctx, len(r.files), func(i int) error {
+	return store.Parallel(ctx, r.workers(), len(r.files), func(i int) error {
 		fs := r.files[i]
 		fs.mu.Lock()
 		defer fs.mu.Unlock()
@@ -361,36 +360,6 @@ func (r *restorer) workers() int {
 		return r.o.Workers
 	}
 	return max(2, runtime.GOMAXPROCS(0))
-}
-
-// parallel runs fn(0..n-1) on the restore workers; the first error stops it.
-func (r *restorer) parallel(ctx context.Context, n int, fn func(i int) error) error {
-	workers := r.workers()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
 }
 
 func (r *restorer) chunkFailed(ts []target, err error) {
@@ -564,18 +533,4 @@ func (r *restorer) setMetaAt(dirfd int, name string, e *manifest.Entry, link boo
 		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
-}
-
-func fileMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }

@@ -135,17 +135,8 @@ func (b *Browser) Walk(ctx context.Context, prefix string, warn func(error), fn 
 
 // toEntry converts a file system entry into a manifest entry.
 func toEntry(p string, e *fsread.Entry) *manifest.Entry {
-	m := &manifest.Entry{Path: p, Mode: uint32(e.Mode.Perm()), UID: e.UID, GID: e.GID, Size: e.Size,
+	m := &manifest.Entry{Path: p, Mode: manifest.ModeBits(e.Mode), UID: e.UID, GID: e.GID, Size: e.Size,
 		MTime: e.ModTime.UnixNano(), Inode: e.Ino, Nlink: e.Nlink, Rdev: e.Rdev, Target: e.Link}
-	if e.Mode&fs.ModeSetuid != 0 {
-		m.Mode |= 0o4000
-	}
-	if e.Mode&fs.ModeSetgid != 0 {
-		m.Mode |= 0o2000
-	}
-	if e.Mode&fs.ModeSticky != 0 {
-		m.Mode |= 0o1000
-	}
 	switch t := e.Mode.Type(); {
 	case t == 0:
 		m.Kind = manifest.KindFile
@@ -321,7 +312,7 @@ func setFileMeta(f *os.File, e *manifest.Entry, asRoot bool) error {
 			return err
 		}
 	}
-	if err := f.Chmod(fileMode(e.Mode)); err != nil {
+	if err := f.Chmod(manifest.FileMode(e.Mode)); err != nil {
 		return err
 	}
 	t := unix.NsecToTimespec(e.MTime)
@@ -334,23 +325,9 @@ func setMeta(p string, e *manifest.Entry, asRoot bool) error {
 			return err
 		}
 	}
-	if err := os.Chmod(p, fileMode(e.Mode)); err != nil {
+	if err := os.Chmod(p, manifest.FileMode(e.Mode)); err != nil {
 		return err
 	}
 	t := unix.NsecToTimespec(e.MTime)
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-func fileMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }

@@ -16,117 +16,138 @@ import (
 // DefaultCacheChunks is how many decoded chunks a DiskReader keeps.
 const DefaultCacheChunks = 64
 
-// DiskReader gives random access to an image point's disk straight from
-// the store: holes read as zeros, chunks are loaded (decrypted and checked
-// against their IDs) on demand and kept in a small LRU cache. It is safe
-// for concurrent use.
-type DiskReader struct {
-	ctx    context.Context
-	repo   *store.Repo
-	refs   []manifest.ChunkRef
-	starts []int64 // disk offset of each ref
-	size   int64
+// ChunkCache loads chunks by ID from the store (decrypted and checked
+// against their IDs) and keeps the most recently used ones. It is safe for
+// concurrent use and may be shared by many RefReaders; readers of a chunk
+// being loaded wait for that one load.
+type ChunkCache struct {
+	ctx  context.Context // bounds every load
+	repo *store.Repo
+	max  int
 
 	mu    sync.Mutex
-	cache map[int]*list.Element // ref index -> element holding *cached
+	items map[crypt.ID]*list.Element // element holds *cachedChunk
 	lru   *list.List
-	max   int
-	loads map[int]*loading // chunks being loaded, so concurrent readers wait for one load
+	loads map[crypt.ID]*chunkLoad
 }
 
-type cached struct {
-	idx  int
+type cachedChunk struct {
+	id   crypt.ID
 	data []byte
 }
 
-type loading struct {
+type chunkLoad struct {
 	done chan struct{}
 	data []byte
 	err  error
 }
 
-// NewDiskReader returns a reader over img's disk. ctx bounds every load.
-func NewDiskReader(ctx context.Context, repo *store.Repo, img *Image, cacheChunks int) *DiskReader {
-	if cacheChunks <= 0 {
-		cacheChunks = DefaultCacheChunks
+// NewChunkCache returns a cache of at most max chunks (DefaultCacheChunks
+// when max <= 0); ctx bounds every load.
+func NewChunkCache(ctx context.Context, repo *store.Repo, max int) *ChunkCache {
+	if max <= 0 {
+		max = DefaultCacheChunks
 	}
-	d := &DiskReader{ctx: ctx, repo: repo, refs: img.Refs, starts: make([]int64, len(img.Refs)),
-		cache: map[int]*list.Element{}, lru: list.New(), max: cacheChunks, loads: map[int]*loading{}}
-	var off int64
-	for i, c := range img.Refs {
-		d.starts[i] = off
-		off += int64(c.Size)
-	}
-	d.size = off
-	return d
+	return &ChunkCache{ctx: ctx, repo: repo, max: max, items: map[crypt.ID]*list.Element{}, lru: list.New(),
+		loads: map[crypt.ID]*chunkLoad{}}
 }
 
-// Size is the disk size in bytes.
-func (d *DiskReader) Size() int64 { return d.size }
+// get returns the plaintext of ref, which must not be a hole.
+func (c *ChunkCache) get(ref manifest.ChunkRef) ([]byte, error) {
+	id := crypt.ID(ref.ID)
+	c.mu.Lock()
+	if e, ok := c.items[id]; ok {
+		c.lru.MoveToFront(e)
+		data := e.Value.(*cachedChunk).data
+		c.mu.Unlock()
+		return data, nil
+	}
+	if l, ok := c.loads[id]; ok {
+		c.mu.Unlock()
+		<-l.done
+		return l.data, l.err
+	}
+	l := &chunkLoad{done: make(chan struct{})}
+	c.loads[id] = l
+	c.mu.Unlock()
 
-// ReadAt implements io.ReaderAt.
-func (d *DiskReader) ReadAt(p []byte, off int64) (int, error) {
+	l.data, l.err = c.repo.LoadBlob(c.ctx, id, nil)
+	if l.err == nil && len(l.data) != int(ref.Size) {
+		l.err = fmt.Errorf("chunk %s holds %d bytes, the manifest says %d", id.String()[:16], len(l.data), ref.Size)
+	}
+	c.mu.Lock()
+	delete(c.loads, id)
+	if l.err == nil {
+		c.items[id] = c.lru.PushFront(&cachedChunk{id, l.data})
+		for c.lru.Len() > c.max {
+			old := c.lru.Remove(c.lru.Back()).(*cachedChunk)
+			delete(c.items, old.id)
+		}
+	}
+	c.mu.Unlock()
+	close(l.done)
+	return l.data, l.err
+}
+
+// RefReader gives random access to the bytes a chunk list describes (a
+// file of a file point, or an image point's disk): holes read as zeros,
+// chunks come through a ChunkCache. It is safe for concurrent use.
+type RefReader struct {
+	cache  *ChunkCache
+	refs   []manifest.ChunkRef
+	starts []int64 // offset of each ref
+	size   int64
+}
+
+// NewRefReader returns a reader over refs.
+func NewRefReader(cache *ChunkCache, refs []manifest.ChunkRef) *RefReader {
+	r := &RefReader{cache: cache, refs: refs, starts: make([]int64, len(refs))}
+	for i, c := range refs {
+		r.starts[i] = r.size
+		r.size += int64(c.Size)
+	}
+	return r
+}
+
+// DiskReader reads an image point's disk straight from the store.
+type DiskReader = RefReader
+
+// NewDiskReader returns a reader over img's disk with a cache of its own
+// (cacheChunks chunks, DefaultCacheChunks when <= 0). ctx bounds every load.
+func NewDiskReader(ctx context.Context, repo *store.Repo, img *Image, cacheChunks int) *DiskReader {
+	return NewRefReader(NewChunkCache(ctx, repo, cacheChunks), img.Refs)
+}
+
+// Size is the number of bytes the refs describe.
+func (r *RefReader) Size() int64 { return r.size }
+
+// ReadAt implements io.ReaderAt: holes read as zeros, io.EOF at the end.
+func (r *RefReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("disk read at %d: negative offset", off)
+		return 0, fmt.Errorf("read at %d: negative offset", off)
 	}
 	n := 0
 	for n < len(p) {
 		pos := off + int64(n)
-		if pos >= d.size {
+		if pos >= r.size {
 			return n, io.EOF
 		}
-		i := sort.Search(len(d.starts), func(i int) bool { return d.starts[i] > pos }) - 1
-		c := d.refs[i]
-		in := pos - d.starts[i]
-		want := min(int64(len(p)-n), int64(c.Size)-in)
+		i := sort.Search(len(r.starts), func(i int) bool { return r.starts[i] > pos }) - 1
+		c := r.refs[i]
+		in := pos - r.starts[i]
+		want := int(min(int64(len(p)-n), int64(c.Size)-in))
 		if c.Hole() {
-			clear(p[n : n+int(want)])
+			clear(p[n : n+want])
 		} else {
-			data, err := d.chunk(i)
+			data, err := r.cache.get(c)
 			if err != nil {
-				return n, fmt.Errorf("disk read at %d: %w", pos, err)
+				return n, fmt.Errorf("read at %d: %w", pos, err)
 			}
-			copy(p[n:n+int(want)], data[in:])
+			copy(p[n:n+want], data[in:])
 		}
-		n += int(want)
+		n += want
 	}
 	return n, nil
-}
-
-// chunk returns the plaintext of ref i, from the cache or the store.
-func (d *DiskReader) chunk(i int) ([]byte, error) {
-	d.mu.Lock()
-	if e, ok := d.cache[i]; ok {
-		d.lru.MoveToFront(e)
-		data := e.Value.(*cached).data
-		d.mu.Unlock()
-		return data, nil
-	}
-	if l, ok := d.loads[i]; ok {
-		d.mu.Unlock()
-		<-l.done
-		return l.data, l.err
-	}
-	l := &loading{done: make(chan struct{})}
-	d.loads[i] = l
-	d.mu.Unlock()
-
-	l.data, l.err = d.repo.LoadBlob(d.ctx, crypt.ID(d.refs[i].ID), nil)
-	if l.err == nil && len(l.data) != int(d.refs[i].Size) {
-		l.err = fmt.Errorf("chunk %s holds %d bytes, the manifest says %d", crypt.ID(d.refs[i].ID).String()[:16], len(l.data), d.refs[i].Size)
-	}
-	d.mu.Lock()
-	delete(d.loads, i)
-	if l.err == nil {
-		d.cache[i] = d.lru.PushFront(&cached{i, l.data})
-		for d.lru.Len() > d.max {
-			old := d.lru.Remove(d.lru.Back()).(*cached)
-			delete(d.cache, old.idx)
-		}
-	}
-	d.mu.Unlock()
-	close(l.done)
-	return l.data, l.err
 }
 
 // Partition returns a reader over partition number num (0: the whole disk

@@ -59,7 +59,7 @@ func Fetch[V any](ctx context.Context, r *Repo, want map[crypt.ID]V, o FetchOpti
 		v := units[k]
 		r.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
 	}
-	err = parallel(ctx, workers, len(units), func(i int) error {
+	err = Parallel(ctx, workers, len(units), func(i int) error {
 		if k := i + fetchAhead*workers; k < len(units) { // read ahead while this unit decodes
 			v := units[k]
 			r.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
@@ -108,8 +108,9 @@ func orderUnits(units [][]catalog.Location, pos func(crypt.ID) int64) {
 	sort.SliceStable(units, func(a, b int) bool { return first[&units[a][0]] < first[&units[b][0]] })
 }
 
-// parallel runs fn(0..n-1) on workers goroutines; the first error stops it.
-func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
+// Parallel runs fn(0..n-1) on workers goroutines; the first error (or
+// ctx ending) stops it.
+func Parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once

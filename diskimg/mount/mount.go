@@ -20,6 +20,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"bes/diskimg"
 	"bes/store"
 )
 
@@ -74,7 +75,7 @@ func Mount(ctx context.Context, repo *store.Repo, p *store.Point, dir string, o 
 		cancel()
 		return nil, err
 	}
-	f := &fsys{tree: t, chunks: newChunkCache(loads, repo, o.CacheChunks), log: o.Logger, point: p.ID}
+	f := &fsys{tree: t, chunks: diskimg.NewChunkCache(loads, repo, cacheChunks(o.CacheChunks)), log: o.Logger, point: p.ID}
 	srv, err := gofs.Mount(abs, &inode{fsys: f}, fuseOptions(p, o))
 	if err != nil {
 		cancel()

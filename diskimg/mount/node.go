@@ -11,13 +11,14 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"bes/diskimg"
 	"bes/store/manifest"
 )
 
 // fsys is what every inode of one mount shares.
 type fsys struct {
 	tree   *tree
-	chunks *chunkCache
+	chunks *diskimg.ChunkCache
 	log    *slog.Logger
 	point  string
 }
@@ -145,7 +146,7 @@ func (n *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, 
 	}
 	var r io.ReaderAt = nd.src
 	if r == nil {
-		r = newChunkReader(n.fsys.chunks, nd.chunks)
+		r = diskimg.NewRefReader(n.fsys.chunks, nd.chunks)
 	}
 	// contents never change: let the kernel keep its page cache
 	return r, fuse.FOPEN_KEEP_CACHE, 0
