@@ -65,7 +65,13 @@ func Fetch[V any](ctx context.Context, r *Repo, want map[crypt.ID]V, o FetchOpti
 			r.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
 		}
 		u := units[i]
-		return r.ReadPackBlobs(ctx, u[0].Pack, u, fn, onErr)
+		if err := r.ReadPackBlobs(ctx, u[0].Pack, u, fn, onErr); err != nil {
+			return err
+		}
+		// Decoded: free the unit's pages so the next units reuse them
+		// rather than taking fresh memory (a restore reads each byte once).
+		r.DropCache(u[0].Pack, u[0].Offset, u[len(u)-1].Offset+u[len(u)-1].Length-u[0].Offset)
+		return nil
 	})
 	return missing, err
 }

@@ -135,6 +135,10 @@ func (r *Repo) verify(l catalog.Location, out []byte) ([]byte, error) {
 // soon; the disks start reading them in the background.
 func (r *Repo) Prefetch(pack string, off, n int64) { r.set.Prefetch(pack, off, n) }
 
+// DropCache hints that the stored bytes [off, off+n) of a pack have been
+// read and will not be needed again soon (their page-cache pages are freed).
+func (r *Repo) DropCache(pack string, off, n int64) { r.set.Drop(pack, off, n) }
+
 // BlobFunc receives one verified blob. data is valid only during the call.
 type BlobFunc func(l catalog.Location, data []byte) error
 

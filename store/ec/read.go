@@ -284,7 +284,16 @@ func (s *Set) readAt(ctx context.Context, pm *packMeta, p []byte, off int64) (in
 // bytes [off, off+n) into the page cache (posix_fadvise WILLNEED), so a
 // later ReadAt finds them there. It is a hint: errors are ignored. Packs
 // are written with O_DIRECT and are not in the page cache after a backup.
-func (s *Set) Prefetch(name string, off, n int64) {
+func (s *Set) Prefetch(name string, off, n int64) { s.advise(name, off, n, unix.FADV_WILLNEED) }
+
+// Drop tells the kernel that the data pieces holding pack bytes
+// [off, off+n) are not needed again soon (posix_fadvise DONTNEED): a
+// restore that has decoded them frees their page-cache pages for the next
+// reads instead of taking fresh memory for every pack it reads. A hint:
+// errors are ignored.
+func (s *Set) Drop(name string, off, n int64) { s.advise(name, off, n, unix.FADV_DONTNEED) }
+
+func (s *Set) advise(name string, off, n int64, advice int) {
 	if checkNameErr(name) != nil || n <= 0 || off < 0 {
 		return
 	}
@@ -309,7 +318,7 @@ func (s *Set) Prefetch(name string, off, n int64) {
 		if err != nil {
 			continue
 		}
-		unix.Fadvise(int(f.Fd()), from, to-from, unix.FADV_WILLNEED)
+		unix.Fadvise(int(f.Fd()), from, to-from, advice)
 		f.Close()
 	}
 }
