@@ -28,7 +28,11 @@ type BackupOptions struct {
 	Excludes    []string
 	Compression string // zstd | lz4 | none; default: the repository's
 	Workers     int    // chunk workers; default GOMAXPROCS
-	Progress    func(Progress)
+	Policy      string // the backup policy, recorded in the point
+	// Time, if set, is recorded as the point's time instead of now (for
+	// imports, and to exercise retention); it may not lie in the future.
+	Time     time.Time
+	Progress func(Progress)
 	Logger      *slog.Logger
 }
 
@@ -99,6 +103,9 @@ func Backup(ctx context.Context, repo *store.Repo, o BackupOptions) (*store.Poin
 	if log == nil {
 		log = slog.Default()
 	}
+	if !o.Time.IsZero() && o.Time.After(repo.Now().Add(time.Minute)) {
+		return nil, fmt.Errorf("backup: --time %s lies in the future", o.Time.UTC().Format(time.RFC3339))
+	}
 	saver, err := repo.NewSaver(store.SaverOptions{Compression: o.Compression})
 	if err != nil {
 		return nil, err
@@ -107,7 +114,7 @@ func Backup(ctx context.Context, repo *store.Repo, o BackupOptions) (*store.Poin
 	if err != nil {
 		return nil, err
 	}
-	pt.Paths = roots
+	pt.Paths, pt.Policy = roots, o.Policy
 	b := &backup{repo: repo, saver: saver, log: log, ex: ex, cpar: repo.ChunkerParams()}
 	max := b.cpar.Max
 	// chunk buffers: one per reader, per worker and per queued job
@@ -128,6 +135,11 @@ func Backup(ctx context.Context, repo *store.Repo, o BackupOptions) (*store.Poin
 	st := saver.Stats()
 	pt.Manifest, pt.Entries = refs, entries
 	pt.Finished = repo.Now().UTC()
+	if !o.Time.IsZero() {
+		took := pt.Finished.Sub(pt.Started)
+		pt.Started = o.Time.UTC()
+		pt.Finished = pt.Started.Add(took)
+	}
 	pt.Stats = store.PointStats{
 		Files: b.files.Load(), Dirs: b.dirs.Load(), Bytes: b.bytes.Load(), BytesRead: b.read.Load(),
 		NewBytes: st.NewBytes, Stored: st.StoredBytes, NewChunks: st.NewChunks, Errors: b.errs.Load(),

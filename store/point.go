@@ -19,8 +19,9 @@ const (
 	KindFile  = "file"
 	KindImage = "image"
 
-	TypeFull        = "full"
-	TypeIncremental = "incremental"
+	TypeFull          = "full"
+	TypeIncremental   = "incremental"
+	TypeSyntheticFull = "synthetic_full"
 
 	StatusComplete = "complete"
 )
@@ -63,6 +64,16 @@ type Point struct {
 	Manifest []BlobRef  `json:"manifest"`
 	Entries  int64      `json:"entries"`
 	Stats    PointStats `json:"stats"`
+	// Policy names the backup policy that made the point (optional).
+	Policy string `json:"policy,omitempty"`
+	// RetainUntil makes the point immutable until then: nobody can delete
+	// it or anything it references before (see Repo.Lock).
+	RetainUntil time.Time `json:"retain_until,omitzero"`
+	// SynthOf names the point a synthetic full was made from.
+	SynthOf string `json:"synth_of,omitempty"`
+	// Forgotten marks a tombstone: the point with this ID was forgotten
+	// then, and a catalog rebuild must not bring it back.
+	Forgotten time.Time `json:"forgotten,omitzero"`
 }
 
 // NewPoint returns a point skeleton with a fresh time-ordered ID. For a
@@ -85,7 +96,8 @@ func (r *Repo) NewPoint(ctx context.Context, kind, host string) (*Point, *Point,
 
 // CommitPoint makes a point visible: everything saved through s is made
 // durable and indexed first, then the point document is stored in a pack,
-// and only then is the catalog row committed.
+// and only then is the catalog row committed, with its references counted
+// in the same transaction. It ends s's write session.
 func (r *Repo) CommitPoint(ctx context.Context, s *Saver, p *Point) error {
 	if err := s.Flush(ctx); err != nil {
 		return fmt.Errorf("commit point %s: %w", p.ID, err)
@@ -101,7 +113,16 @@ func (r *Repo) CommitPoint(ctx context.Context, s *Saver, p *Point) error {
 	if err := s.Flush(ctx); err != nil {
 		return fmt.Errorf("commit point %s: %w", p.ID, err)
 	}
-	return r.cat.AddPoint(ctx, pointRow(p, doc))
+	refs, err := r.pointRefs(ctx, p, doc)
+	if err != nil {
+		return fmt.Errorf("commit point %s: %w", p.ID, err)
+	}
+	r.GuardedNow() // raise the clock mark (only the system clock does)
+	if _, err := r.cat.CommitPoint(ctx, pointRow(p, doc), refs); err != nil {
+		return fmt.Errorf("commit point %s: %w", p.ID, err)
+	}
+	s.end() // the point holds its chunks now: the write session is over
+	return nil
 }
 
 func pointRow(p *Point, doc []byte) catalog.Point {
@@ -109,6 +130,7 @@ func pointRow(p *Point, doc []byte) catalog.Point {
 		ID: p.ID, Kind: p.Kind, Host: p.Host, Chain: p.Chain, Parent: p.Parent, Type: p.Type, Status: p.Status,
 		Started: p.Started, Finished: p.Finished, Files: p.Stats.Files, Bytes: p.Stats.Bytes,
 		NewBytes: p.Stats.NewBytes, StoredBytes: p.Stats.Stored, Doc: doc,
+		RetainUntil: p.RetainUntil, Policy: p.Policy,
 	}
 }
 

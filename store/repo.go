@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"bes/store/catalog"
@@ -72,6 +73,7 @@ type OpenOptions struct {
 	Dir     string
 	KEK     crypt.KEKProvider
 	Write   bool   // take the exclusive writer lock
+	GC      bool   // garbage collection: take the collector's lock (not the writer's)
 	Command string // recorded in the lock file
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -79,17 +81,23 @@ type OpenOptions struct {
 
 // Repo is an open repository. Methods are safe for concurrent use.
 type Repo struct {
-	dir   string
-	cfg   Config
-	keys  *crypt.Keys
-	set   *ec.Set
-	cat   *catalog.Catalog
-	codec *compress.Codec
-	log   *slog.Logger
-	lock  *writerLock
-	now   func() time.Time
-	cpar  chunker.Params
-	bufs  byteList // read and decode scratch
+	dir    string
+	cfg    Config
+	keys   *crypt.Keys
+	set    *ec.Set
+	cat    *catalog.Catalog
+	codec  *compress.Codec
+	log    *slog.Logger
+	lock   *writerLock // the writer's lock, or the collector's (gc)
+	rlock  *sharedLock // readers' lock, held shared (not by the collector)
+	gc     bool        // opened by the garbage collector
+	since  time.Time   // writer session start (see Saver.claim)
+	smu    sync.Mutex  // guards savers and the session in the lock file
+	savers int         // Savers alive: a write session runs while > 0
+	clock  *clockGuard // monotonic high-water mark of the clock
+	now    func() time.Time
+	cpar   chunker.Params
+	bufs   byteList // read and decode scratch
 }
 
 // keyFile is the on-disk copy of the config and key slots kept on each disk.
@@ -268,23 +276,58 @@ func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
 	if err := r.cpar.Validate(); err != nil {
 		return nil, fmt.Errorf("open repository %s: chunker: %w", dir, err)
 	}
-	if o.Write {
-		if r.lock, err = acquireLock(filepath.Join(dir, LockFile), o.Command, now()); err != nil {
-			return nil, fmt.Errorf("open repository %s: %w", dir, err)
-		}
-	}
-	r.set, err = ec.Open(cfg.Disks, cfg.K, cfg.M, ec.Options{PieceSize: cfg.PieceSize, Logger: log})
-	if err != nil {
+	r.clock = openClock(filepath.Join(dir, ClockFile))
+	fail := func(err error) (*Repo, error) {
 		r.lock.release()
+		r.rlock.release()
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
+	switch {
+	case o.GC:
+		r.gc = true
+		f, err := tryExclusive(filepath.Join(dir, GCLockFile))
+		if err != nil {
+			return fail(err)
+		}
+		if f == nil {
+			return fail(ErrGCRunning)
+		}
+		r.lock = &writerLock{f: f, since: now()}
+	case o.Write:
+		if r.lock, err = acquireLock(filepath.Join(dir, LockFile), o.Command, now); err != nil {
+			return fail(err)
+		}
+		r.lock.idle() // sessions begin with a Saver
+	}
+	if !o.GC {
+		if r.rlock, err = acquireShared(filepath.Join(dir, ReadLockFile)); err != nil {
+			return fail(err)
+		}
+	}
+	tag := ""
+	if o.GC {
+		tag = "gc"
+	}
+	r.set, err = ec.Open(cfg.Disks, cfg.K, cfg.M, ec.Options{PieceSize: cfg.PieceSize, Logger: log, TempTag: tag})
+	if err != nil {
+		return fail(err)
+	}
 	if r.lock != nil {
-		r.set.SweepTemp() // only the single writer may
+		r.set.SweepTemp() // only the single writer (or collector) may
 	}
 	r.cat, err = catalog.Open(ctx, filepath.Join(dir, catalog.FileName))
 	if err != nil {
-		r.lock.release()
-		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+		return fail(err)
+	}
+	r.clock.observe(now())
+	if t, err := r.cat.Latest(ctx); err == nil {
+		r.clock.observe(t) // a floor even without the clock file
+	}
+	if r.lock != nil && !r.gc {
+		if err := r.recountIfStale(ctx); err != nil {
+			r.cat.Close()
+			return fail(err)
+		}
 	}
 	return r, nil
 }
@@ -319,9 +362,11 @@ func unwrapAny(ctx context.Context, dir string, kek crypt.KEKProvider) ([]byte, 
 	return nil, lastErr
 }
 
-// Close releases the catalog and the writer lock.
+// Close releases the catalog and the locks.
 func (r *Repo) Close() error {
+	r.clock.save()
 	err := r.cat.Close()
+	r.rlock.release()
 	if lerr := r.lock.release(); err == nil {
 		err = lerr
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"bes/store/catalog"
 	"bes/store/compress"
@@ -40,6 +41,7 @@ type Saver struct {
 
 	sealSem chan struct{}
 	sealWG  sync.WaitGroup
+	ended   atomic.Bool
 	errMu   sync.Mutex
 	err     error
 
@@ -109,6 +111,7 @@ func (r *Repo) NewSaver(o SaverOptions) (*Saver, error) {
 	if err := r.checkDisks(); err != nil {
 		return nil, err
 	}
+	r.beginSession()
 	return &Saver{
 		r: r, algo: algo, level: o.ZstdLevel, encrypt: !o.NoEncrypt && r.cfg.Encryption != "none",
 		pending: make(map[crypt.ID]struct{}), sealSem: make(chan struct{}, 2),
@@ -145,7 +148,9 @@ func (s *Saver) claim(ctx context.Context, id crypt.ID) (bool, error) {
 		return false, nil
 	}
 	if s.filter == nil || s.filter.mayHave(&id) {
-		has, err := s.r.cat.Has(ctx, id)
+		// An unreferenced row is touched before it is reused, so that a
+		// collector running beside this backup spares it (see Reuse).
+		has, err := s.r.cat.Reuse(ctx, id, s.r.now().UnixNano())
 		if err != nil || has {
 			return false, err
 		}
@@ -312,9 +317,43 @@ func (s *Saver) Flush(ctx context.Context) error {
 	return s.failed()
 }
 
-// Abort drops the open pack (its temp shards are removed) and waits for
-// seals in flight. Sealed packs stay: their blobs are indexed and reused.
+// Abort drops the open pack (its temp shards are removed), waits for
+// seals in flight and ends the write session. Sealed packs stay: their
+// blobs are indexed and reused. Abort after CommitPoint does nothing.
 func (s *Saver) Abort() {
+	if s.ended.Load() {
+		return
+	}
 	s.takeAll(func(p *openPack) { p.w.Abort() })
 	s.sealWG.Wait()
+	s.end()
+}
+
+// end ends the Saver's part of the write session (once).
+func (s *Saver) end() {
+	if s.ended.CompareAndSwap(false, true) {
+		s.r.endSession()
+	}
+}
+
+// beginSession counts a new Saver in; the first one starts a write
+// session: the lock file names its start before anything is written, so
+// a collector spares all the session writes or reuses.
+func (r *Repo) beginSession() {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	if r.savers == 0 && !r.gc {
+		r.lock.begin(r.now)
+		r.since = r.lock.since
+	}
+	r.savers++
+}
+
+func (r *Repo) endSession() {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	if r.savers--; r.savers == 0 && !r.gc {
+		r.lock.idle()
+		r.since = time.Time{}
+	}
 }

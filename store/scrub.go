@@ -51,19 +51,25 @@ func OpenSet(dir string, write bool) (*ec.Set, func(), error) {
 	}
 	var lock *writerLock
 	if write {
-		if lock, err = acquireLock(filepath.Join(dir, LockFile), "scrub", time.Now()); err != nil {
+		if lock, err = acquireLock(filepath.Join(dir, LockFile), "scrub", time.Now); err != nil {
 			return nil, nil, fmt.Errorf("open repository %s: %w", dir, err)
 		}
+	}
+	rl, err := acquireShared(filepath.Join(dir, ReadLockFile))
+	if err != nil {
+		lock.release()
+		return nil, nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
 	set, err := ec.Open(cfg.Disks, cfg.K, cfg.M, ec.Options{PieceSize: cfg.PieceSize})
 	if err != nil {
 		lock.release()
+		rl.release()
 		return nil, nil, err
 	}
 	if write {
 		set.SweepTemp()
 	}
-	return set, func() { lock.release() }, nil
+	return set, func() { lock.release(); rl.release() }, nil
 }
 
 // ScrubSet checks every shard and parity of every pack on the set and,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"bes/store/catalog"
 	"bes/store/crypt"
+	"bes/store/manifest"
 	"bes/store/pack"
 )
 
@@ -23,8 +25,30 @@ func testRepo(t *testing.T, k, m int) *Repo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { clearImmutable(t, dir) }) // after Close, before TempDir's removal
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// testManifest encodes a valid manifest of n files; each references the
+// given chunks (size 1 each, whatever their real size: only the IDs count
+// here).
+func testManifest(t testing.TB, n int, chunks []crypt.ID) []byte {
+	t.Helper()
+	var es []*manifest.Entry
+	for i := range n {
+		e := &manifest.Entry{Path: fmt.Sprintf("d/f%07d", i), Kind: manifest.KindFile, Mode: 0o644, MTime: int64(i)}
+		for _, c := range chunks {
+			e.Chunks = append(e.Chunks, manifest.ChunkRef{ID: c, Size: 1})
+			e.Size++
+		}
+		es = append(es, e)
+	}
+	b, err := manifest.Encode(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func randBytes(seed uint64, n int) []byte {
@@ -86,7 +110,7 @@ func TestManifestStreamAndPoint(t *testing.T) {
 	r := testRepo(t, 2, 1)
 	s, _ := r.NewSaver(SaverOptions{})
 	mw := r.NewManifestWriter(ctx, s)
-	data := randBytes(9, 3<<20)
+	data := testManifest(t, 30000, nil)
 	mw.Write(data)
 	refs, err := mw.Close()
 	if err != nil || len(refs) < 2 {
@@ -141,12 +165,12 @@ func TestRebuildCatalog(t *testing.T) {
 	ctx := context.Background()
 	r := testRepo(t, 4, 2)
 	s, _ := r.NewSaver(SaverOptions{})
+	id, _, _ := s.Save(ctx, pack.TypeData, randBytes(3, 5<<20))
 	mw := r.NewManifestWriter(ctx, s)
-	mw.Write([]byte("manifest bytes"))
+	mw.Write(testManifest(t, 3, []crypt.ID{id}))
 	refs, _ := mw.Close()
 	p, _, _ := r.NewPoint(ctx, KindFile, "h")
 	p.Manifest = refs
-	id, _, _ := s.Save(ctx, pack.TypeData, randBytes(3, 5<<20))
 	if err := r.CommitPoint(ctx, s, p); err != nil {
 		t.Fatal(err)
 	}

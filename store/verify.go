@@ -27,6 +27,7 @@ type PointVerdict struct {
 	Host    string   `json:"host"`
 	Status  string   `json:"status"` // passed | failed
 	Files   int64    `json:"files_checked"`
+	Chunks  int64    `json:"chunks_checked"`
 	Damaged []string `json:"damaged_files,omitempty"`
 	Errors  []string `json:"errors,omitempty"`
 }
@@ -75,7 +76,16 @@ func (r *Repo) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, erro
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
-		if err := r.cat.SetVerifyStatus(ctx, p.ID, v.Status, r.now()); err != nil {
+		mode := "index"
+		switch {
+		case o.ReadData:
+			mode = "read-data"
+		case o.Sample > 0:
+			mode = "sample"
+		}
+		res := catalog.VerifyResult{Status: v.Status, At: r.now(), Mode: mode, Chunks: v.Chunks,
+			Damage: append(append([]string(nil), v.Damaged...), v.Errors...)}
+		if err := r.cat.SetVerifyResult(ctx, p.ID, res); err != nil {
 			return rep, err
 		}
 	}
@@ -123,6 +133,7 @@ func (r *Repo) verifyPoint(ctx context.Context, p *Point, bad map[crypt.ID]error
 			if c.Hole() {
 				continue
 			}
+			v.Chunks++
 			if err, ok := bad[c.ID]; ok {
 				v.Damaged = append(v.Damaged, fmt.Sprintf("%s: %v", e.Path, err))
 				return nil
@@ -232,4 +243,9 @@ func (r *Repo) readAllData(ctx context.Context, rep *VerifyReport, progress func
 		return bad, ctx.Err()
 	}
 	return bad, firstErr
+}
+
+// VerifyResult returns a point's last recorded verification.
+func (r *Repo) VerifyResult(ctx context.Context, id string) (catalog.VerifyResult, error) {
+	return r.cat.VerifyResultOf(ctx, id)
 }

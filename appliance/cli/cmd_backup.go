@@ -75,5 +75,7 @@ func backupCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Host, "host", "", "host name recorded in the point (default: this machine's)")
 	f.StringArrayVarP(&o.Excludes, "exclude", "e", nil, "exclude a glob (base name, or whole path when it has a '/'); repeatable")
 	f.StringVar(&o.Compression, "compression", "", "zstd, lz4 or none (default: the repository's)")
+	f.StringVar(&o.Policy, "policy", "", "backup policy name recorded in the point")
+	f.Var(timeFlag{&o.Time}, "time", "record the point at this time (RFC 3339, or YYYY-MM-DD[THH:MM[:SS]] in local time) instead of now")
 	return c
 }

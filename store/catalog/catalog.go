@@ -65,6 +65,28 @@ var migrations = []string{
 		doc           BLOB NOT NULL
 	);
 	CREATE INDEX points_host ON points(host, finished);`,
+	// 2: reference counts for garbage collection, point locks, trash.
+	`ALTER TABLE chunks ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE chunks ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX chunks_garbage ON chunks(dead) WHERE refs = 0;
+	ALTER TABLE packs ADD COLUMN live INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE packs ADD COLUMN locked_until INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE packs ADD COLUMN immutable INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE points ADD COLUMN retain_until INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE points ADD COLUMN policy TEXT NOT NULL DEFAULT '';
+	ALTER TABLE points ADD COLUMN verify_mode TEXT NOT NULL DEFAULT '';
+	ALTER TABLE points ADD COLUMN verify_chunks INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE points ADD COLUMN verify_damage TEXT NOT NULL DEFAULT '';
+	CREATE TABLE trash (
+		pack  TEXT PRIMARY KEY,
+		since INTEGER NOT NULL
+	);
+	CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);
+	UPDATE packs SET live = (SELECT coalesce(sum(len), 0) FROM chunks WHERE chunks.pack = packs.id);
+	INSERT INTO meta(key, value) SELECT 'refs', 'stale' WHERE EXISTS (SELECT 1 FROM points);`,
 }
 
 // Open opens (creating if needed) the catalog at path and applies pending
@@ -137,6 +159,33 @@ func (c *Catalog) migrate(ctx context.Context) error {
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("catalog: migrate to %d: %w", i+1, err)
 		}
+	}
+	return nil
+}
+
+// Meta returns a value of the catalog's meta table ("" when unset).
+func (c *Catalog) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := c.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("catalog: meta %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetMeta sets a value of the meta table ("" deletes it).
+func (c *Catalog) SetMeta(ctx context.Context, key, value string) error {
+	var err error
+	if value == "" {
+		_, err = c.db.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, key)
+	} else {
+		_, err = c.db.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	}
+	if err != nil {
+		return fmt.Errorf("catalog: set meta %s: %w", key, err)
 	}
 	return nil
 }

@@ -38,6 +38,8 @@ type Pack struct {
 // AddPack records a durable pack and the index rows of its blobs in one
 // transaction. Blobs already indexed (in another pack) keep their first
 // location. Re-adding a pack with the same name is a no-op for existing rows.
+// New rows start unreferenced (refs 0), dead since the pack's creation: a
+// point commit counts them in.
 func (c *Catalog) AddPack(ctx context.Context, p Pack, blobs []Blob) error {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -52,15 +54,19 @@ func (c *Catalog) AddPack(ctx context.Context, p Pack, blobs []Blob) error {
 	if err := tx.QueryRowContext(ctx, `SELECT id FROM packs WHERE name = ?`, p.Name).Scan(&pid); err != nil {
 		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
 	}
-	st, err := tx.PrepareContext(ctx, `INSERT INTO chunks(id, pack, off, len, raw_len, type, flags) VALUES(?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING`)
+	st, err := tx.PrepareContext(ctx, `INSERT INTO chunks(id, pack, off, len, raw_len, type, flags, refs, dead) VALUES(?,?,?,?,?,?,?,0,?) ON CONFLICT(id) DO NOTHING`)
 	if err != nil {
 		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
 	}
 	defer st.Close()
+	born := timeNS(p.Created)
 	for _, b := range blobs {
-		if _, err := st.ExecContext(ctx, b.ID[:], pid, b.Offset, b.Length, b.RawLen, b.Type, b.Flags); err != nil {
+		if _, err := st.ExecContext(ctx, b.ID[:], pid, b.Offset, b.Length, b.RawLen, b.Type, b.Flags, born); err != nil {
 			return fmt.Errorf("catalog: add pack %s: index blob: %w", p.Name, err)
 		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE packs SET live = (SELECT coalesce(sum(len), 0) FROM chunks WHERE pack = ?) WHERE id = ?`, pid, pid); err != nil {
+		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("catalog: add pack %s: commit: %w", p.Name, err)

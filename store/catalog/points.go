@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -26,25 +27,34 @@ type Point struct {
 	StoredBytes  int64
 	VerifyStatus string // pending | passed | failed | partial
 	VerifiedAt   time.Time
+	RetainUntil  time.Time // immutable until then (zero: not locked)
+	Policy       string
 	Doc          []byte
 }
 
-const pointCols = `id, kind, host, chain, parent, type, status, started, finished, files, bytes, new_bytes, stored_bytes, verify_status, verified_at, doc`
+const pointCols = `id, kind, host, chain, parent, type, status, started, finished, files, bytes, new_bytes, stored_bytes, verify_status, verified_at, retain_until, policy, doc`
 
-// AddPoint commits a restore point row. The caller guarantees that every
-// chunk the point references is already indexed.
+// AddPoint commits a restore point row without counting references (for
+// tests and tools that count them separately). CommitPoint is the normal
+// way in.
 func (c *Catalog) AddPoint(ctx context.Context, p Point) error {
+	_, err := c.CommitPoint(ctx, p, nil)
+	return err
+}
+
+func insertPoint(ctx context.Context, tx *sql.Tx, p Point) (bool, error) {
 	if p.VerifyStatus == "" {
 		p.VerifyStatus = "pending"
 	}
-	_, err := c.db.ExecContext(ctx, `INSERT INTO points(`+pointCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	res, err := tx.ExecContext(ctx, `INSERT INTO points(`+pointCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO NOTHING`,
 		p.ID, p.Kind, p.Host, p.Chain, p.Parent, p.Type, p.Status, timeNS(p.Started), timeNS(p.Finished),
-		p.Files, p.Bytes, p.NewBytes, p.StoredBytes, p.VerifyStatus, timeNS(p.VerifiedAt), p.Doc)
+		p.Files, p.Bytes, p.NewBytes, p.StoredBytes, p.VerifyStatus, timeNS(p.VerifiedAt), timeNS(p.RetainUntil), p.Policy, p.Doc)
 	if err != nil {
-		return fmt.Errorf("catalog: add point %s: %w", p.ID, err)
+		return false, fmt.Errorf("catalog: add point %s: %w", p.ID, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func timeNS(t time.Time) int64 {
@@ -64,10 +74,10 @@ func nsTime(ns int64) time.Time {
 
 func scanPoint(sc interface{ Scan(...any) error }) (Point, error) {
 	var p Point
-	var st, fin, ver int64
+	var st, fin, ver, ret int64
 	err := sc.Scan(&p.ID, &p.Kind, &p.Host, &p.Chain, &p.Parent, &p.Type, &p.Status, &st, &fin,
-		&p.Files, &p.Bytes, &p.NewBytes, &p.StoredBytes, &p.VerifyStatus, &ver, &p.Doc)
-	p.Started, p.Finished, p.VerifiedAt = nsTime(st), nsTime(fin), nsTime(ver)
+		&p.Files, &p.Bytes, &p.NewBytes, &p.StoredBytes, &p.VerifyStatus, &ver, &ret, &p.Policy, &p.Doc)
+	p.Started, p.Finished, p.VerifiedAt, p.RetainUntil = nsTime(st), nsTime(fin), nsTime(ver), nsTime(ret)
 	return p, err
 }
 
@@ -157,6 +167,57 @@ func (c *Catalog) LatestPoint(ctx context.Context, host, kind string) (Point, er
 	return p, nil
 }
 
+// VerifyResult is the outcome of a point's last verification.
+type VerifyResult struct {
+	Status string // passed | failed
+	At     time.Time
+	Mode   string // read-data | sample | index
+	Chunks int64  // chunks checked
+	Damage []string
+}
+
+// SetVerifyResult records the outcome of a verification with its details.
+func (c *Catalog) SetVerifyResult(ctx context.Context, id string, v VerifyResult) error {
+	dmg, err := json.Marshal(v.Damage)
+	if err != nil {
+		return err
+	}
+	if v.Damage == nil {
+		dmg = nil
+	}
+	res, err := c.db.ExecContext(ctx, `UPDATE points SET verify_status = ?, verified_at = ?, verify_mode = ?, verify_chunks = ?, verify_damage = ? WHERE id = ?`,
+		v.Status, timeNS(v.At), v.Mode, v.Chunks, string(dmg), id)
+	if err != nil {
+		return fmt.Errorf("catalog: set verify result of %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("point %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// VerifyResultOf returns the last recorded verification of a point.
+func (c *Catalog) VerifyResultOf(ctx context.Context, id string) (VerifyResult, error) {
+	var v VerifyResult
+	var at int64
+	var dmg string
+	err := c.db.QueryRowContext(ctx, `SELECT verify_status, verified_at, verify_mode, verify_chunks, verify_damage FROM points WHERE id = ?`, id).
+		Scan(&v.Status, &at, &v.Mode, &v.Chunks, &dmg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("point %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("catalog: verify result of %s: %w", id, err)
+	}
+	v.At = nsTime(at)
+	if dmg != "" {
+		if err := json.Unmarshal([]byte(dmg), &v.Damage); err != nil {
+			return v, fmt.Errorf("catalog: verify result of %s: %w", id, err)
+		}
+	}
+	return v, nil
+}
+
 // SetVerifyStatus records the outcome of a verification.
 func (c *Catalog) SetVerifyStatus(ctx context.Context, id, status string, at time.Time) error {
 	res, err := c.db.ExecContext(ctx, `UPDATE points SET verify_status = ?, verified_at = ? WHERE id = ?`, status, timeNS(at), id)
@@ -167,4 +228,14 @@ func (c *Catalog) SetVerifyStatus(ctx context.Context, id, status string, at tim
 		return fmt.Errorf("point %q: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// Latest returns the latest start or finish time of any point (zero when
+// there are none): a floor for the repository's clock.
+func (c *Catalog) Latest(ctx context.Context) (time.Time, error) {
+	var ns int64
+	if err := c.db.QueryRowContext(ctx, `SELECT coalesce(max(max(started, finished)), 0) FROM points`).Scan(&ns); err != nil {
+		return time.Time{}, fmt.Errorf("catalog: latest point time: %w", err)
+	}
+	return nsTime(ns), nil
 }

@@ -44,6 +44,10 @@ const (
 type Options struct {
 	PieceSize int          // bytes per shard per stripe; 0 means DefaultPieceSize. Must be a multiple of 64.
 	Logger    *slog.Logger // nil means slog.Default()
+	// TempTag marks this process's temp files (a short [a-z] word): the
+	// garbage collector writes beside a backup, and each sweeps only the
+	// stale temp files of its own kind.
+	TempTag string
 }
 
 // shardFile is what writers need from a temp file; tests inject faults.
@@ -59,6 +63,7 @@ type Set struct {
 	dirs  []string
 	k, m  int
 	piece int
+	tag   string
 	log   *slog.Logger
 	enc   reedsolomon.Encoder
 
@@ -138,6 +143,7 @@ func Open(dirs []string, k, m int, opt Options) (*Set, error) {
 		m:     m,
 		piece: piece,
 		log:   log,
+		tag:   opt.TempTag,
 		enc:   enc,
 		cache: map[string]*packMeta{},
 		bufs:  make(chan []byte, 2*(k+m)),
@@ -174,7 +180,7 @@ func (s *Set) sweepTmp(dir string) {
 		return
 	}
 	for _, e := range ents {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), tmpSuffix) {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), tmpSuffix) && tempTag(e.Name()) == s.tag {
 			p := filepath.Join(td, e.Name())
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				s.log.Warn("ec: cannot remove stale temp file", "path", p, "err", err)
@@ -193,6 +199,22 @@ func (s *Set) shardPath(i int, name string) string {
 	return filepath.Join(s.dirs[i], "packs", name[:2], name+shardSuffix)
 }
 
+func tagPart(tag string) string {
+	if tag == "" {
+		return ""
+	}
+	return "." + tag
+}
+
+// tempTag returns the tag of a temp file name (name.i.rand[.tag].tmp-bes).
+func tempTag(file string) string {
+	parts := strings.Split(strings.TrimSuffix(file, tmpSuffix), ".")
+	if len(parts) == 4 {
+		return parts[3]
+	}
+	return ""
+}
+
 // createTemp creates a new temp file for shard i of pack name, recreating
 // the tmp directory if the disk was wiped.
 func (s *Set) createTemp(i int, name string) (shardFile, string, error) {
@@ -201,7 +223,7 @@ func (s *Set) createTemp(i int, name string) (shardFile, string, error) {
 		return nil, "", err
 	}
 	td := filepath.Join(s.dirs[i], "tmp")
-	p := filepath.Join(td, fmt.Sprintf("%s.%d.%s%s", name, i, hex.EncodeToString(rb[:]), tmpSuffix))
+	p := filepath.Join(td, fmt.Sprintf("%s.%d.%s%s%s", name, i, hex.EncodeToString(rb[:]), tagPart(s.tag), tmpSuffix))
 	f, err := s.openFile(p)
 	if err != nil && errors.Is(err, fs.ErrNotExist) {
 		if err2 := mkdirDurable(td); err2 != nil {
@@ -412,4 +434,14 @@ func removeQuiet(p string) {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		slog.Default().Warn("ec: cannot remove temp file", "path", p, "err", err)
 	}
+}
+
+// ShardPaths returns the paths of the k+m shard files of pack name (some
+// may not exist).
+func (s *Set) ShardPaths(name string) []string {
+	out := make([]string, len(s.dirs))
+	for i := range s.dirs {
+		out[i] = s.shardPath(i, name)
+	}
+	return out
 }
