@@ -52,6 +52,9 @@ type Config struct {
 	ChunkMax    int       `json:"chunk_max"`
 	Compression string    `json:"compression"`
 	Encryption  string    `json:"encryption"`
+	// ReplicaOf is the ID of the repository this one replicates: same
+	// data keys (chunks copy without re-encryption), its own key slots.
+	ReplicaOf string `json:"replica_of,omitempty"`
 }
 
 // InitOptions configures a new repository. Zero values mean defaults.
@@ -66,6 +69,10 @@ type InitOptions struct {
 	PieceSize   int
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// ReplicaOf makes the new repository a replica of an open one: it
+	// takes that repository's master key (wrapped with KEK, its own
+	// key-encryption key), chunking and encryption.
+	ReplicaOf *Repo
 }
 
 // OpenOptions configures Open.
@@ -98,6 +105,7 @@ type Repo struct {
 	now    func() time.Time
 	cpar   chunker.Params
 	bufs   byteList // read and decode scratch
+	master []byte   // the master key (a replica's init takes it)
 }
 
 // keyFile is the on-disk copy of the config and key slots kept on each disk.
@@ -175,6 +183,16 @@ func Init(ctx context.Context, o InitOptions) (*Repo, error) {
 	master, err := crypt.NewMasterKey()
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
+	}
+	if src := o.ReplicaOf; src != nil {
+		sc := src.cfg
+		master = src.master
+		cfg.ReplicaOf = sc.ID
+		cfg.ChunkMin, cfg.ChunkAvg, cfg.ChunkMax = sc.ChunkMin, sc.ChunkAvg, sc.ChunkMax
+		cfg.Encryption = sc.Encryption
+		if o.Compression == "" {
+			cfg.Compression = sc.Compression
+		}
 	}
 	slot, err := crypt.WrapMaster(ctx, o.KEK, master, now())
 	if err != nil {
@@ -270,7 +288,7 @@ func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	r := &Repo{dir: dir, cfg: cfg, keys: keys, codec: compress.New(), log: log, now: now,
+	r := &Repo{dir: dir, cfg: cfg, keys: keys, master: master, codec: compress.New(), log: log, now: now,
 		bufs: newByteList(4 * runtime.GOMAXPROCS(0))}
 	r.cpar = chunker.Params{Min: cfg.ChunkMin, Avg: cfg.ChunkAvg, Max: cfg.ChunkMax, Seed: keys.ChunkerSeed()}
 	if err := r.cpar.Validate(); err != nil {

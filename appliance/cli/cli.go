@@ -112,7 +112,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 	root.AddCommand(
 		initCmd(g), backupCmd(g), imageCmd(g), pointsCmd(g), lsCmd(g), findCmd(g), restoreCmd(g),
 		mountCmd(g), verifyCmd(g), scrubCmd(g), catalogCmd(g), serveCmd(g),
-		forgetCmd(g), lockCmd(g), gcCmd(g), reportCmd(g),
+		forgetCmd(g), lockCmd(g), gcCmd(g), reportCmd(g), replicateCmd(g), synthCmd(g),
 	)
 	return root.ExecuteContext(ctx)
 }
@@ -134,15 +134,7 @@ func (g *globals) kek(confirm bool) (crypt.KEKProvider, error) {
 		return crypt.Passphrase([]byte(pw)), nil
 	}
 	if g.passwordFile != "" {
-		b, err := os.ReadFile(g.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("password file: %w", err)
-		}
-		pw := strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
-		if pw == "" {
-			return nil, fmt.Errorf("password file %s is empty", g.passwordFile)
-		}
-		return crypt.Passphrase([]byte(pw)), nil
+		return passwordFileKEK(g.passwordFile)
 	}
 	f, ok := g.env.Stdin.(*os.File)
 	if !ok || !g.env.IsTerminal(f.Fd()) {
@@ -163,6 +155,19 @@ func (g *globals) kek(confirm bool) (crypt.KEKProvider, error) {
 	}
 	if pw == "" {
 		return nil, errors.New("empty password")
+	}
+	return crypt.Passphrase([]byte(pw)), nil
+}
+
+// passwordFileKEK reads a passphrase from the first line of a file.
+func passwordFileKEK(path string) (crypt.KEKProvider, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("password file: %w", err)
+	}
+	pw := strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
+	if pw == "" {
+		return nil, fmt.Errorf("password file %s is empty", path)
 	}
 	return crypt.Passphrase([]byte(pw)), nil
 }

@@ -15,6 +15,8 @@ type initOptions struct {
 	ec          string
 	compression string
 	encryption  string
+	replicaOf   string
+	srcPwFile   string
 }
 
 func parseEC(s string) (k, m int, err error) {
@@ -64,8 +66,26 @@ func initCmd(g *globals) *cobra.Command {
 			if m == 0 {
 				fmt.Fprintf(g.env.Stderr, "WARNING: erasure coding %d+0 keeps NO redundancy: one damaged or lost disk loses backups\n", k)
 			}
-			r, err := store.Init(cmd.Context(), store.InitOptions{Dir: dir, Disks: disks, K: k, M: m, KEK: kek,
-				Compression: o.compression, Encryption: o.encryption, Logger: g.log})
+			io := store.InitOptions{Dir: dir, Disks: disks, K: k, M: m, KEK: kek,
+				Compression: o.compression, Encryption: o.encryption, Logger: g.log}
+			if o.replicaOf != "" {
+				skek := kek
+				if o.srcPwFile != "" {
+					if skek, err = passwordFileKEK(o.srcPwFile); err != nil {
+						return err
+					}
+				}
+				src, err := store.Open(cmd.Context(), store.OpenOptions{Dir: o.replicaOf, KEK: skek, Logger: g.log})
+				if err != nil {
+					return fmt.Errorf("--replica-of: %w", err)
+				}
+				defer src.Close()
+				io.ReplicaOf = src
+				if !cmd.Flags().Changed("compression") {
+					io.Compression = ""
+				}
+			}
+			r, err := store.Init(cmd.Context(), io)
 			if err != nil {
 				return err
 			}
@@ -87,5 +107,7 @@ func initCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.ec, "ec", "4+2", "erasure coding: K data + M parity shards")
 	f.StringVar(&o.compression, "compression", "zstd", "default compression: zstd, lz4 or none")
 	f.StringVar(&o.encryption, "encryption", "aes-256-gcm", "aes-256-gcm or none")
+	f.StringVar(&o.replicaOf, "replica-of", "", "make a replica of this repository (same data keys, wrapped with this repository's own password or key)")
+	f.StringVar(&o.srcPwFile, "source-password-file", "", "the --replica-of repository's password, when it differs from this one's")
 	return c
 }

@@ -367,3 +367,109 @@ func buildIntegrityReport(ctx context.Context, r *store.Repo, since time.Time) (
 	}
 	return rep, nil
 }
+
+func replicateCmd(g *globals) *cobra.Command {
+	var o store.ReplicateOptions
+	var to, toPwFile string
+	c := &cobra.Command{
+		Use:   "replicate --to DST [POINT...] [--host H] [--policy P]",
+		Short: "copy restore points to a replica repository (only the chunks it lacks travel)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return errors.New("replicate: --to DST is required")
+			}
+			ctx := cmd.Context()
+			src, err := g.open(ctx, false, "")
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			kek, err := g.kek(false)
+			if err != nil {
+				return err
+			}
+			if toPwFile != "" {
+				if kek, err = passwordFileKEK(toPwFile); err != nil {
+					return err
+				}
+			}
+			dst, err := store.Open(ctx, store.OpenOptions{Dir: to, KEK: kek, Write: true, Command: "replicate", Logger: g.log})
+			if err != nil {
+				return fmt.Errorf("replica: %w", err)
+			}
+			defer dst.Close()
+			o.Points = args
+			start := time.Now()
+			if g.showProgress() {
+				bar := newProgressBar(g.env.Stderr)
+				o.Progress = func(p store.ReplicateProgress) {
+					bar.update(fmt.Sprintf("%d/%d points", p.Points, p.PointsTotal), p.Bytes, 0, time.Since(start), false)
+				}
+				defer fmt.Fprintln(g.env.Stderr)
+			}
+			rep, err := src.Replicate(ctx, dst, o)
+			if rep == nil {
+				return err
+			}
+			if g.json {
+				if jerr := g.printJSON(rep); jerr != nil {
+					return jerr
+				}
+				return err
+			}
+			g.printf("%d points copied, %d already there; %d chunks (%s) travelled, %d were present; %.1fs\n",
+				len(rep.Copied), rep.Present, rep.Chunks, fmtBytes(rep.Bytes), rep.Reused, rep.Seconds)
+			if rep.LagSeconds > 0 {
+				g.printf("replication lag: the oldest point not yet in the replica is %s old\n", time.Duration(rep.LagSeconds*float64(time.Second)).Round(time.Second))
+			}
+			return err
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&to, "to", "", "the replica repository (made with bes init --replica-of)")
+	f.StringVar(&toPwFile, "to-password-file", "", "the replica's password, when it differs from the source's")
+	f.StringVar(&o.Host, "host", "", "only points of this host")
+	f.StringVar(&o.Policy, "policy", "", "only points of this policy")
+	return c
+}
+
+func synthCmd(g *globals) *cobra.Command {
+	var o store.SynthOptions
+	c := &cobra.Command{
+		Use:   "synth --host H [--kind file|image] [--policy P] [--read-data]",
+		Short: "record a synthetic full from the latest point of a chain, without touching the source",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := g.open(cmd.Context(), true, "synth")
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			rep, err := r.Synth(cmd.Context(), o)
+			if rep == nil {
+				return err
+			}
+			if g.json {
+				if jerr := g.printJSON(rep); jerr != nil {
+					return jerr
+				}
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			how := "indexed"
+			if rep.Read {
+				how = "read back and verified"
+			}
+			g.printf("synthetic full %s recorded from %s (%d chunks %s); it starts a new chain\n", rep.Point, rep.From, rep.Chunks, how)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.Host, "host", "", "the host whose latest point is made a synthetic full")
+	f.StringVar(&o.Kind, "kind", "file", "file or image")
+	f.StringVar(&o.Policy, "policy", "", "only points of this policy")
+	f.BoolVar(&o.ReadData, "read-data", false, "read, decrypt and hash every chunk first")
+	return c
+}
