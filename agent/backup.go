@@ -33,7 +33,7 @@ type BackupOptions struct {
 	// imports, and to exercise retention); it may not lie in the future.
 	Time     time.Time
 	Progress func(Progress)
-	Logger      *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Progress is a snapshot of a running backup.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"bes/store/catalog"
-	"bes/store/ec"
 	"bes/store/pack"
 )
 
@@ -196,7 +195,7 @@ type repacker struct {
 	r       *Repo
 	rep     *GCReport
 	name    string
-	w       *ec.Writer
+	w       packWriter
 	entries []pack.Entry
 	moves   []catalog.Move
 	sizes   map[string]int64 // old packs copied from, with their sizes
@@ -227,7 +226,7 @@ func (rp *repacker) copyPack(ctx context.Context, u catalog.PackUse) error {
 		} else {
 			buf = buf[:n]
 		}
-		if _, err := r.set.ReadAt(ctx, u.Name, buf, start); err != nil {
+		if _, err := r.packs.ReadAt(ctx, u.Name, buf, start); err != nil {
 			rp.rep.Damaged = append(rp.rep.Damaged, fmt.Sprintf("pack %s: %v (not repacked)", u.Name, err))
 			return nil
 		}
@@ -260,7 +259,7 @@ func (rp *repacker) copyPack(ctx context.Context, u catalog.PackUse) error {
 func (rp *repacker) add(ctx context.Context, l catalog.Location, stored []byte) error {
 	if rp.w == nil {
 		rp.name = newID()
-		w, err := rp.r.set.NewWriter(rp.name)
+		w, err := rp.r.packs.NewWriter(ctx, rp.name)
 		if err != nil {
 			return fmt.Errorf("gc: new pack: %w", err)
 		}
@@ -340,7 +339,7 @@ func (r *Repo) emptyTrash(ctx context.Context, rep *GCReport, progress func(stri
 	}
 	defer f.Close()
 	for i, name := range trash {
-		if err := r.set.Remove(ctx, name); err != nil {
+		if err := r.packs.Remove(ctx, name); err != nil {
 			return fmt.Errorf("gc: delete pack %s: %w", name, err)
 		}
 		if err := r.cat.Untrash(ctx, name); err != nil {

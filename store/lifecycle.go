@@ -90,9 +90,11 @@ type LockResult struct {
 // other deletion refuse it and every chunk it references before then. A
 // lock is only ever extended. The point's document is stored again with
 // the lock in it (a catalog rebuild keeps the lock), the packs holding its
-// chunks are marked locked, and, as root on a file system that has it,
-// their shard files get the immutable attribute (chattr +i) until every
-// lock on them has expired (gc clears it).
+// chunks are marked locked, and the medium keeps them too where it can:
+// on a disk set, as root on a file system that has it, their shard files
+// get the immutable attribute (chattr +i) until every lock on them has
+// expired (gc clears it); in an S3 bucket with Object Lock, the pack
+// objects get a retention until then.
 func (r *Repo) Lock(ctx context.Context, id string, until time.Time) (*LockResult, error) {
 	if r.lock == nil || r.gc {
 		return nil, errors.New("store: lock: repository not opened for writing")
@@ -160,7 +162,7 @@ func (r *Repo) Lock(ctx context.Context, id string, until time.Time) (*LockResul
 		if immErr != nil {
 			continue
 		}
-		if err := r.setImmutable(name, true); err != nil {
+		if err := r.packs.Retain(ctx, name, res.Until); err != nil {
 			immErr = err
 			continue
 		}
@@ -173,18 +175,6 @@ func (r *Repo) Lock(ctx context.Context, id string, until time.Time) (*LockResul
 		res.Note = fmt.Sprintf("shard files not made immutable: %v (the catalog lock still holds)", immErr)
 	}
 	return res, nil
-}
-
-// setImmutable sets or clears the immutable attribute (FS_IMMUTABLE_FL,
-// chattr +i) on every shard file of a pack. Only root may; file systems
-// without the attribute report ENOTTY or EOPNOTSUPP.
-func (r *Repo) setImmutable(name string, on bool) error {
-	for _, path := range r.set.ShardPaths(name) {
-		if err := setFileImmutable(path, on); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
 }
 
 // fsImmutableFL is FS_IMMUTABLE_FL of <linux/fs.h>.
@@ -223,7 +213,7 @@ func (r *Repo) clearExpiredImmutable(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, name := range names {
-		if err := r.setImmutable(name, false); err != nil {
+		if err := r.packs.Release(ctx, name); err != nil {
 			return n, fmt.Errorf("unlock pack %s: %w", name, err)
 		}
 		if err := r.cat.SetImmutable(ctx, name, false); err != nil {

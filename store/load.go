@@ -85,7 +85,7 @@ func (r *Repo) LoadBlob(ctx context.Context, id crypt.ID, dst []byte) ([]byte, e
 	}
 	buf := r.bufs.get(int(l.Length))
 	defer r.bufs.put(buf)
-	if _, err := r.set.ReadAt(ctx, l.Pack, buf, l.Offset); err != nil {
+	if _, err := r.packs.ReadAt(ctx, l.Pack, buf, l.Offset); err != nil {
 		return nil, &DamageError{Pack: l.Pack, Chunk: id, Err: err}
 	}
 	return r.decode(l, buf, dst)
@@ -133,11 +133,11 @@ func (r *Repo) verify(l catalog.Location, out []byte) ([]byte, error) {
 
 // Prefetch hints that the stored bytes [off, off+n) of a pack will be read
 // soon; the disks start reading them in the background.
-func (r *Repo) Prefetch(pack string, off, n int64) { r.set.Prefetch(pack, off, n) }
+func (r *Repo) Prefetch(pack string, off, n int64) { r.packs.Prefetch(pack, off, n) }
 
 // DropCache hints that the stored bytes [off, off+n) of a pack have been
 // read and will not be needed again soon (their page-cache pages are freed).
-func (r *Repo) DropCache(pack string, off, n int64) { r.set.Drop(pack, off, n) }
+func (r *Repo) DropCache(pack string, off, n int64) { r.packs.Drop(pack, off, n) }
 
 // BlobFunc receives one verified blob. data is valid only during the call.
 type BlobFunc func(l catalog.Location, data []byte) error
@@ -169,7 +169,7 @@ func (r *Repo) ReadPackBlobs(ctx context.Context, pk string, locs []catalog.Loca
 			r.bufs.put(buf)
 			buf = r.bufs.get(n)
 		}
-		if _, err := r.set.ReadAt(ctx, pk, buf, start); err != nil {
+		if _, err := r.packs.ReadAt(ctx, pk, buf, start); err != nil {
 			for _, l := range locs[i:j] {
 				if err := onErr(l, &DamageError{Pack: pk, Chunk: l.ID, Err: err}); err != nil {
 					return err

@@ -45,7 +45,7 @@ func (r *Repo) RebuildCatalog(ctx context.Context, progress func(done int, name 
 	defer nc.Close()
 	rep := &RebuildReport{}
 	var points []catalog.Location
-	err = r.set.List(ctx, func(name string) error {
+	err = r.packs.List(ctx, func(name string) error {
 		entries, size, err := r.readTrailer(ctx, name)
 		if progress != nil {
 			progress(rep.Packs+1, name)
@@ -136,7 +136,7 @@ func (r *Repo) pointDocs(ctx context.Context, locs []catalog.Location, rep *Rebu
 	var tombs []pointDoc
 	for _, l := range locs {
 		buf := make([]byte, l.Length)
-		if _, err := r.set.ReadAt(ctx, l.Pack, buf, l.Offset); err != nil {
+		if _, err := r.packs.ReadAt(ctx, l.Pack, buf, l.Offset); err != nil {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("point blob in pack %s: %v", l.Pack, err))
 			continue
 		}
@@ -206,7 +206,7 @@ func (r *Repo) relock(ctx context.Context, nc *catalog.Catalog, p *Point) error 
 		if err := nc.LockPack(ctx, l.Pack, p.RetainUntil); err != nil {
 			return err
 		}
-		if isImmutable(r.set.ShardPaths(l.Pack)) {
+		if r.packs.Retained(ctx, l.Pack) {
 			if err := nc.SetImmutable(ctx, l.Pack, true); err != nil {
 				return err
 			}
@@ -217,7 +217,7 @@ func (r *Repo) relock(ctx context.Context, nc *catalog.Catalog, p *Point) error 
 
 // readTrailer reads and opens the trailer of one pack.
 func (r *Repo) readTrailer(ctx context.Context, name string) ([]pack.Entry, int64, error) {
-	size, err := r.set.Size(ctx, name)
+	size, err := r.packs.Size(ctx, name)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -225,7 +225,7 @@ func (r *Repo) readTrailer(ctx context.Context, name string) ([]pack.Entry, int6
 	if size < int64(pack.TailSize) {
 		return nil, size, fmt.Errorf("%w: pack of %d bytes", pack.ErrCorrupt, size)
 	}
-	if _, err := r.set.ReadAt(ctx, name, tail, size-int64(pack.TailSize)); err != nil {
+	if _, err := r.packs.ReadAt(ctx, name, tail, size-int64(pack.TailSize)); err != nil {
 		return nil, size, err
 	}
 	n, err := pack.ParseTail(tail, size)
@@ -234,7 +234,7 @@ func (r *Repo) readTrailer(ctx context.Context, name string) ([]pack.Entry, int6
 	}
 	sealed := make([]byte, n)
 	blobsEnd := size - int64(pack.TailSize) - int64(n)
-	if _, err := r.set.ReadAt(ctx, name, sealed, blobsEnd); err != nil {
+	if _, err := r.packs.ReadAt(ctx, name, sealed, blobsEnd); err != nil {
 		return nil, size, err
 	}
 	es, err := pack.DecodeTrailer(sealed, name, blobsEnd, r.keys)

@@ -151,7 +151,7 @@ func (r *Repo) copyUnit(ctx context.Context, s *Saver, u []catalog.Location, rep
 	buf := r.bufs.get(int(end - start))
 	defer r.bufs.put(buf)
 	buf = buf[:end-start]
-	if _, err := r.set.ReadAt(ctx, pk, buf, start); err != nil {
+	if _, err := r.packs.ReadAt(ctx, pk, buf, start); err != nil {
 		return &DamageError{Pack: pk, Err: err}
 	}
 	plain := r.bufs.get(0)

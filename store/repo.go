@@ -55,6 +55,8 @@ type Config struct {
 	// ReplicaOf is the ID of the repository this one replicates: same
 	// data keys (chunks copy without re-encryption), its own key slots.
 	ReplicaOf string `json:"replica_of,omitempty"`
+	// Backend is "s3" for a repository in a bucket ("" for a disk set).
+	Backend string `json:"backend,omitempty"`
 }
 
 // InitOptions configures a new repository. Zero values mean defaults.
@@ -69,6 +71,13 @@ type InitOptions struct {
 	PieceSize   int
 	Logger      *slog.Logger
 	Now         func() time.Time
+	StateDir    string              // S3: local state directory (see OpenOptions)
+	Getenv      func(string) string // S3: credentials; default os.Getenv
+	// ObjectLock creates the S3 bucket with Object Lock, so that locked
+	// points' packs get a retention the bucket enforces. Such buckets are
+	// versioned: deleted packs stay as noncurrent versions until a bucket
+	// lifecycle rule expires them.
+	ObjectLock bool
 	// ReplicaOf makes the new repository a replica of an open one: it
 	// takes that repository's master key (wrapped with KEK, its own
 	// key-encryption key), chunking and encryption.
@@ -77,13 +86,17 @@ type InitOptions struct {
 
 // OpenOptions configures Open.
 type OpenOptions struct {
-	Dir     string
-	KEK     crypt.KEKProvider
-	Write   bool   // take the exclusive writer lock
-	GC      bool   // garbage collection: take the collector's lock (not the writer's)
-	Command string // recorded in the lock file
-	Logger  *slog.Logger
-	Now     func() time.Time
+	Dir string
+	KEK crypt.KEKProvider
+	// StateDir is where an S3 repository keeps its local state (catalog,
+	// locks); default $BES_CACHE_DIR or the user cache dir.
+	StateDir string
+	Getenv   func(string) string // for S3 credentials; default os.Getenv
+	Write    bool                // take the exclusive writer lock
+	GC       bool                // garbage collection: take the collector's lock (not the writer's)
+	Command  string              // recorded in the lock file
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Repo is an open repository. Methods are safe for concurrent use.
@@ -106,6 +119,8 @@ type Repo struct {
 	cpar   chunker.Params
 	bufs   byteList // read and decode scratch
 	master []byte   // the master key (a replica's init takes it)
+	packs  packStore
+	url    string // the S3 address of a bucket repository ("" for a disk set)
 }
 
 // keyFile is the on-disk copy of the config and key slots kept on each disk.
@@ -129,6 +144,43 @@ func Init(ctx context.Context, o InitOptions) (*Repo, error) {
 	}
 	now := nowFunc(o.Now)
 	log := orDefault(o.Logger, slog.Default())
+	comp := orDefault(o.Compression, "zstd")
+	if _, err := compress.ParseAlgo(comp); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	enc := orDefault(o.Encryption, "aes-256-gcm")
+	if enc != "aes-256-gcm" && enc != "none" {
+		return nil, fmt.Errorf("init: encryption %q: want aes-256-gcm or none", enc)
+	}
+	cp := chunker.DefaultParams()
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	cfg := Config{
+		Version: formatV1, ID: hex.EncodeToString(idb), Created: now().UTC(),
+		PackSize: orDefault(o.PackSize, int64(defaultPack)),
+		ChunkMin: cp.Min, ChunkAvg: cp.Avg, ChunkMax: cp.Max, Compression: comp, Encryption: enc,
+	}
+	master, err := crypt.NewMasterKey()
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if src := o.ReplicaOf; src != nil {
+		sc := src.cfg
+		master = src.master
+		cfg.ReplicaOf = sc.ID
+		cfg.ChunkMin, cfg.ChunkAvg, cfg.ChunkMax = sc.ChunkMin, sc.ChunkAvg, sc.ChunkMax
+		cfg.Encryption = sc.Encryption
+		if o.Compression == "" {
+			cfg.Compression = sc.Compression
+		}
+	}
+	slot, err := crypt.WrapMaster(ctx, o.KEK, master, now())
+	if err != nil {
+		return nil, fmt.Errorf("init: wrap master key: %w", err)
+	}
+	if IsS3(o.Dir) {
+		return initS3(ctx, o, cfg, slot, log, now)
+	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
@@ -158,45 +210,12 @@ func Init(ctx context.Context, o InitOptions) (*Repo, error) {
 			return nil, fmt.Errorf("init: %s already belongs to a repository (it holds %s)", disks[i], DiskCopy)
 		}
 	}
-	comp := orDefault(o.Compression, "zstd")
-	if _, err := compress.ParseAlgo(comp); err != nil {
-		return nil, fmt.Errorf("init: %w", err)
-	}
-	enc := orDefault(o.Encryption, "aes-256-gcm")
-	if enc != "aes-256-gcm" && enc != "none" {
-		return nil, fmt.Errorf("init: encryption %q: want aes-256-gcm or none", enc)
-	}
 	if m == 0 {
 		log.Warn("repository has NO redundancy: a single damaged or lost disk loses data", "ec", fmt.Sprintf("%d+%d", k, m))
 	}
-	cp := chunker.DefaultParams()
-	idb := make([]byte, 16)
-	rand.Read(idb)
-	cfg := Config{
-		Version: formatV1, ID: hex.EncodeToString(idb), Created: now().UTC(), Disks: disks, K: k, M: m,
-		PieceSize: orDefault(o.PieceSize, 512<<10), PackSize: orDefault(o.PackSize, int64(defaultPack)),
-		ChunkMin: cp.Min, ChunkAvg: cp.Avg, ChunkMax: cp.Max, Compression: comp, Encryption: enc,
-	}
+	cfg.Disks, cfg.K, cfg.M, cfg.PieceSize = disks, k, m, orDefault(o.PieceSize, 512<<10)
 	if _, err := ec.Open(disks, k, m, ec.Options{PieceSize: cfg.PieceSize, Logger: log}); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
-	}
-	master, err := crypt.NewMasterKey()
-	if err != nil {
-		return nil, fmt.Errorf("init: %w", err)
-	}
-	if src := o.ReplicaOf; src != nil {
-		sc := src.cfg
-		master = src.master
-		cfg.ReplicaOf = sc.ID
-		cfg.ChunkMin, cfg.ChunkAvg, cfg.ChunkMax = sc.ChunkMin, sc.ChunkAvg, sc.ChunkMax
-		cfg.Encryption = sc.Encryption
-		if o.Compression == "" {
-			cfg.Compression = sc.Compression
-		}
-	}
-	slot, err := crypt.WrapMaster(ctx, o.KEK, master, now())
-	if err != nil {
-		return nil, fmt.Errorf("init: wrap master key: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, KeysDir), 0o700); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
@@ -216,6 +235,36 @@ func Init(ctx context.Context, o InitOptions) (*Repo, error) {
 	return Open(ctx, OpenOptions{Dir: dir, KEK: o.KEK, Write: true, Command: "init", Logger: log, Now: now})
 }
 
+// initS3 creates a repository in an S3 bucket: key slots, then the config
+// (its presence makes the repository), both as objects.
+func initS3(ctx context.Context, o InitOptions, cfg Config, slot *crypt.Slot, log *slog.Logger, now func() time.Time) (*Repo, error) {
+	b, err := openS3(ctx, o.Dir, o.StateDir, o.Getenv, true, o.ObjectLock)
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if _, err := b.store.GetFile(ctx, s3Config); err == nil {
+		return nil, fmt.Errorf("init: %s already holds a repository", o.Dir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	cfg.Backend = "s3"
+	sb, _ := json.MarshalIndent([]crypt.Slot{*slot}, "", "  ")
+	if err := b.store.PutFile(ctx, s3Keys, sb); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	cb, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := b.store.PutFile(ctx, s3Config, cb); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	// A fresh local state: a catalog left by an earlier repository at the
+	// same address would name packs this one does not have.
+	for _, f := range []string{catalog.FileName, catalog.FileName + "-wal", catalog.FileName + "-shm", ClockFile} {
+		os.Remove(filepath.Join(b.state, f))
+	}
+	log.Info("repository created", "url", o.Dir, "state", b.state)
+	return Open(ctx, OpenOptions{Dir: o.Dir, StateDir: o.StateDir, Getenv: o.Getenv, KEK: o.KEK, Write: true, Command: "init", Logger: log, Now: now})
+}
+
 // ErrDiskMissing is returned when a disk of the set is absent or is not
 // this repository's (an unmounted disk leaves an empty mount point).
 var ErrDiskMissing = errors.New("disk missing or not this repository's")
@@ -225,6 +274,9 @@ var ErrDiskMissing = errors.New("disk missing or not this repository's")
 // mount point. Reads need no such check (missing shards are rebuilt from
 // parity), and scrub --repair restores the identity on a replaced disk.
 func (r *Repo) checkDisks() error {
+	if r.set == nil {
+		return nil // an S3 bucket
+	}
 	var bad []string
 	for i, d := range r.cfg.Disks {
 		b, err := os.ReadFile(filepath.Join(d, DiskCopy))
@@ -259,30 +311,59 @@ func writeDiskCopies(cfg Config, slots []crypt.Slot) error {
 func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
 	log := orDefault(o.Logger, slog.Default())
 	now := nowFunc(o.Now)
-	dir, err := filepath.Abs(o.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("open repository: %w", err)
+	var (
+		dir, name string
+		cb        []byte
+		slots     []crypt.Slot
+		bucket    *s3Repo
+		err       error
+	)
+	if IsS3(o.Dir) {
+		name = o.Dir
+		if bucket, err = openS3(ctx, o.Dir, o.StateDir, o.Getenv, false, false); err != nil {
+			return nil, fmt.Errorf("open repository %s: %w", name, err)
+		}
+		dir = bucket.state
+		cb, err = bucket.store.GetFile(ctx, s3Config)
+		if err == nil {
+			var kb []byte
+			if kb, err = bucket.store.GetFile(ctx, s3Keys); err == nil {
+				if jerr := json.Unmarshal(kb, &slots); jerr != nil {
+					return nil, fmt.Errorf("open repository %s: %s: %w", name, s3Keys, jerr)
+				}
+			}
+		}
+	} else {
+		if dir, err = filepath.Abs(o.Dir); err != nil {
+			return nil, fmt.Errorf("open repository: %w", err)
+		}
+		name = dir
+		cb, err = os.ReadFile(filepath.Join(dir, ConfigFile))
 	}
-	cb, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open repository %s: %w", dir, ErrNoRepo)
+		return nil, fmt.Errorf("open repository %s: %w", name, ErrNoRepo)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+		return nil, fmt.Errorf("open repository %s: %w", name, err)
 	}
 	var cfg Config
 	if err := json.Unmarshal(cb, &cfg); err != nil {
-		return nil, fmt.Errorf("open repository %s: config.json: %w", dir, err)
+		return nil, fmt.Errorf("open repository %s: config.json: %w", name, err)
 	}
 	if cfg.Version != formatV1 {
-		return nil, fmt.Errorf("open repository %s: unsupported format version %d", dir, cfg.Version)
+		return nil, fmt.Errorf("open repository %s: unsupported format version %d", name, cfg.Version)
 	}
 	if o.KEK == nil {
-		return nil, fmt.Errorf("open repository %s: no password or key file given", dir)
+		return nil, fmt.Errorf("open repository %s: no password or key file given", name)
 	}
-	master, err := unwrapAny(ctx, dir, o.KEK)
+	if bucket == nil {
+		if slots, err = readSlots(dir); err != nil {
+			return nil, fmt.Errorf("open repository %s: %w", name, err)
+		}
+	}
+	master, err := unwrapAny(ctx, slots, o.KEK)
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+		return nil, fmt.Errorf("open repository %s: %w", name, err)
 	}
 	keys, err := crypt.DeriveKeys(master)
 	if err != nil {
@@ -326,12 +407,17 @@ func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
 	if o.GC {
 		tag = "gc"
 	}
-	r.set, err = ec.Open(cfg.Disks, cfg.K, cfg.M, ec.Options{PieceSize: cfg.PieceSize, Logger: log, TempTag: tag})
-	if err != nil {
-		return fail(err)
-	}
-	if r.lock != nil {
-		r.set.SweepTemp() // only the single writer (or collector) may
+	if bucket != nil {
+		r.packs, r.url = bucketStore{bucket.store}, name
+	} else {
+		r.set, err = ec.Open(cfg.Disks, cfg.K, cfg.M, ec.Options{PieceSize: cfg.PieceSize, Logger: log, TempTag: tag})
+		if err != nil {
+			return fail(err)
+		}
+		if r.lock != nil {
+			r.set.SweepTemp() // only the single writer (or collector) may
+		}
+		r.packs = diskStore{r.set}
 	}
 	r.cat, err = catalog.Open(ctx, filepath.Join(dir, catalog.FileName))
 	if err != nil {
@@ -350,13 +436,15 @@ func Open(ctx context.Context, o OpenOptions) (*Repo, error) {
 	return r, nil
 }
 
-func unwrapAny(ctx context.Context, dir string, kek crypt.KEKProvider) ([]byte, error) {
+// readSlots reads the key slots of a local repository.
+func readSlots(dir string) ([]crypt.Slot, error) {
 	names, _ := filepath.Glob(filepath.Join(dir, KeysDir, "*.json"))
 	sort.Strings(names)
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no key slots in %s", filepath.Join(dir, KeysDir))
 	}
-	var lastErr error = crypt.ErrWrongKey
+	var out []crypt.Slot
+	var lastErr error
 	for _, n := range names {
 		b, err := os.ReadFile(n)
 		if err != nil {
@@ -368,10 +456,22 @@ func unwrapAny(ctx context.Context, dir string, kek crypt.KEKProvider) ([]byte, 
 			lastErr = fmt.Errorf("key slot %s: %w", filepath.Base(n), err)
 			continue
 		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, lastErr
+	}
+	return out, nil
+}
+
+func unwrapAny(ctx context.Context, slots []crypt.Slot, kek crypt.KEKProvider) ([]byte, error) {
+	var lastErr error = crypt.ErrWrongKey
+	for i := range slots {
+		s := &slots[i]
 		if s.Provider != kek.Name() {
 			continue
 		}
-		m, err := crypt.UnwrapMaster(ctx, kek, &s)
+		m, err := crypt.UnwrapMaster(ctx, kek, s)
 		if err == nil {
 			return m, nil
 		}

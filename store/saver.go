@@ -12,7 +12,6 @@ import (
 	"bes/store/catalog"
 	"bes/store/compress"
 	"bes/store/crypt"
-	"bes/store/ec"
 	"bes/store/pack"
 )
 
@@ -88,7 +87,7 @@ func (s *packSlots) give(p *openPack) {
 
 type openPack struct {
 	name    string
-	w       *ec.Writer
+	w       packWriter
 	entries []pack.Entry
 }
 
@@ -233,7 +232,7 @@ func (s *Saver) append(ctx context.Context, e pack.Entry, stored []byte) error {
 	defer func() { s.open.give(p) }()
 	if p == nil {
 		name := newID()
-		w, err := s.r.set.NewWriter(name)
+		w, err := s.r.packs.NewWriter(ctx, name)
 		if err != nil {
 			return fmt.Errorf("store: new pack: %w", err)
 		}

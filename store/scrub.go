@@ -105,6 +105,9 @@ func ScrubSet(ctx context.Context, set *ec.Set, repair bool, progress func(done 
 // on replaced disks, and names the points and files that unrecoverable
 // packs hit.
 func (r *Repo) Scrub(ctx context.Context, repair bool, progress func(done int, name string)) (*ScrubReport, error) {
+	if r.set == nil {
+		return nil, errors.New("scrub checks erasure-coded shards on disks; an S3 repository has none (the bucket keeps its own redundancy): use bes verify --read-data")
+	}
 	rep, err := ScrubSet(ctx, r.set, repair, progress)
 	if err != nil {
 		return rep, err

@@ -197,7 +197,7 @@ func (g *globals) open(ctx context.Context, write bool, command string) (*store.
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, store.OpenOptions{Dir: dir, KEK: kek, Write: write, Command: command, Logger: g.log})
+	return store.Open(ctx, store.OpenOptions{Dir: dir, KEK: kek, Write: write, Command: command, Logger: g.log, Getenv: g.env.Getenv})
 }
 
 func (g *globals) printJSON(v any) error {

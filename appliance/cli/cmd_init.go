@@ -17,6 +17,7 @@ type initOptions struct {
 	encryption  string
 	replicaOf   string
 	srcPwFile   string
+	objectLock  bool
 }
 
 func parseEC(s string) (k, m int, err error) {
@@ -67,7 +68,7 @@ func initCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.env.Stderr, "WARNING: erasure coding %d+0 keeps NO redundancy: one damaged or lost disk loses backups\n", k)
 			}
 			io := store.InitOptions{Dir: dir, Disks: disks, K: k, M: m, KEK: kek,
-				Compression: o.compression, Encryption: o.encryption, Logger: g.log}
+				Compression: o.compression, Encryption: o.encryption, Logger: g.log, ObjectLock: o.objectLock, Getenv: g.env.Getenv}
 			if o.replicaOf != "" {
 				skek := kek
 				if o.srcPwFile != "" {
@@ -75,7 +76,7 @@ func initCmd(g *globals) *cobra.Command {
 						return err
 					}
 				}
-				src, err := store.Open(cmd.Context(), store.OpenOptions{Dir: o.replicaOf, KEK: skek, Logger: g.log})
+				src, err := store.Open(cmd.Context(), store.OpenOptions{Dir: o.replicaOf, KEK: skek, Logger: g.log, Getenv: g.env.Getenv})
 				if err != nil {
 					return fmt.Errorf("--replica-of: %w", err)
 				}
@@ -94,9 +95,16 @@ func initCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(map[string]any{"id": cfg.ID, "repo": r.Dir(), "disks": cfg.Disks, "ec": fmt.Sprintf("%d+%d", cfg.K, cfg.M)})
 			}
-			g.printf("created repository %s at %s\nerasure coding %d+%d over %d disks:\n", cfg.ID[:8], r.Dir(), cfg.K, cfg.M, len(cfg.Disks))
-			for _, d := range cfg.Disks {
-				g.printf("  %s\n", d)
+			if cfg.Backend == "s3" {
+				g.printf("created repository %s in %s (local state in %s)\n", cfg.ID[:8], dir, r.Dir())
+			} else {
+				g.printf("created repository %s at %s\nerasure coding %d+%d over %d disks:\n", cfg.ID[:8], r.Dir(), cfg.K, cfg.M, len(cfg.Disks))
+				for _, d := range cfg.Disks {
+					g.printf("  %s\n", d)
+				}
+			}
+			if cfg.ReplicaOf != "" {
+				g.printf("a replica of repository %s (same data keys; its own password)\n", cfg.ReplicaOf[:8])
 			}
 			g.printf("keep the password safe: without it the data cannot be read\n")
 			return nil
@@ -108,6 +116,7 @@ func initCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.compression, "compression", "zstd", "default compression: zstd, lz4 or none")
 	f.StringVar(&o.encryption, "encryption", "aes-256-gcm", "aes-256-gcm or none")
 	f.StringVar(&o.replicaOf, "replica-of", "", "make a replica of this repository (same data keys, wrapped with this repository's own password or key)")
+	f.BoolVar(&o.objectLock, "object-lock", false, "S3: create the bucket with Object Lock, so locked points' packs get a retention the bucket enforces (such buckets are versioned: expire noncurrent versions with a lifecycle rule)")
 	f.StringVar(&o.srcPwFile, "source-password-file", "", "the --replica-of repository's password, when it differs from this one's")
 	return c
 }

@@ -187,7 +187,7 @@ func gcCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := store.Open(cmd.Context(), store.OpenOptions{Dir: dir, KEK: kek, GC: true, Command: "gc", Logger: g.log})
+			r, err := store.Open(cmd.Context(), store.OpenOptions{Dir: dir, KEK: kek, GC: true, Command: "gc", Logger: g.log, Getenv: g.env.Getenv})
 			if err != nil {
 				return err
 			}
@@ -393,7 +393,7 @@ func replicateCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			dst, err := store.Open(ctx, store.OpenOptions{Dir: to, KEK: kek, Write: true, Command: "replicate", Logger: g.log})
+			dst, err := store.Open(ctx, store.OpenOptions{Dir: to, KEK: kek, Write: true, Command: "replicate", Logger: g.log, Getenv: g.env.Getenv})
 			if err != nil {
 				return fmt.Errorf("replica: %w", err)
 			}
