@@ -28,6 +28,7 @@ type backupSummary struct {
 
 func backupCmd(g *globals) *cobra.Command {
 	var o agent.BackupOptions
+	var lockFor retainFlag
 	c := &cobra.Command{
 		Use:   "backup PATH... [--host NAME] [--exclude GLOB]... [--compression zstd|lz4|none]",
 		Short: "back up files and directories into a new restore point",
@@ -48,6 +49,9 @@ func backupCmd(g *globals) *cobra.Command {
 			}
 			p, err := agent.Backup(cmd.Context(), r, o)
 			if err != nil {
+				return err
+			}
+			if err := g.lockNew(cmd.Context(), r, p.ID, time.Duration(lockFor)); err != nil {
 				return err
 			}
 			s := p.Stats
@@ -76,6 +80,7 @@ func backupCmd(g *globals) *cobra.Command {
 	f.StringArrayVarP(&o.Excludes, "exclude", "e", nil, "exclude a glob (base name, or whole path when it has a '/'); repeatable")
 	f.StringVar(&o.Compression, "compression", "", "zstd, lz4 or none (default: the repository's)")
 	f.StringVar(&o.Policy, "policy", "", "backup policy name recorded in the point")
+	f.Var(&lockFor, "lock-for", "make the new point immutable for this long (e.g. 30d, 12w, 1y, 36h): the policy's immutable retention window")
 	f.Var(timeFlag{&o.Time}, "time", "record the point at this time (RFC 3339, or YYYY-MM-DD[THH:MM[:SS]] in local time) instead of now")
 	return c
 }

@@ -37,6 +37,7 @@ type imageBackupSummary struct {
 
 func imageBackupCmd(g *globals) *cobra.Command {
 	var o diskimg.BackupOptions
+	var lockFor retainFlag
 	var chunkKiB int64
 	c := &cobra.Command{
 		Use:   "backup SOURCE [--host NAME] [--allow-live] [--snapshot lvm]",
@@ -57,6 +58,9 @@ func imageBackupCmd(g *globals) *cobra.Command {
 			}
 			res, err := diskimg.Backup(cmd.Context(), r, args[0], o)
 			if err != nil {
+				return err
+			}
+			if err := g.lockNew(cmd.Context(), r, res.Point.ID, time.Duration(lockFor)); err != nil {
 				return err
 			}
 			p, s := res.Point, res.Point.Stats
@@ -82,6 +86,7 @@ func imageBackupCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Host, "host", "", "host name recorded in the point (default: this machine's)")
 	f.BoolVar(&o.AllowLive, "allow-live", false, "image a source that is mounted read-write (the image may be inconsistent)")
 	f.StringVar(&o.Snapshot, "snapshot", "", "take a snapshot around the read: lvm")
+	f.Var(&lockFor, "lock-for", "make the new point immutable for this long (e.g. 30d, 12w, 1y)")
 	f.StringVar(&o.Compression, "compression", "", "zstd (default), lz4 or none")
 	f.Int64Var(&chunkKiB, "chunk-size", diskimg.DefaultChunkSize>>10, "chunk size in KiB (power of two, 64-4096)")
 	return c

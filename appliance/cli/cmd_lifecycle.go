@@ -108,6 +108,9 @@ Locked points are never removed. Space comes back with bes gc.`,
 				}
 				return ferr
 			}
+			if ferr != nil && len(sum.Removed) == 0 {
+				return ferr
+			}
 			tw := tabwriter.NewWriter(g.env.Stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ACTION\tID\tTIME\tHOST\tKIND\tWHY")
 			for _, d := range sum.Keep {
@@ -472,4 +475,59 @@ func synthCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Policy, "policy", "", "only points of this policy")
 	f.BoolVar(&o.ReadData, "read-data", false, "read, decrypt and hash every chunk first")
 	return c
+}
+
+// retainFlag is a duration flag that also takes days, weeks and years
+// (30d, 12w, 1y; a year is 365 days).
+type retainFlag time.Duration
+
+func (f *retainFlag) String() string {
+	if *f == 0 {
+		return ""
+	}
+	return time.Duration(*f).String()
+}
+
+func (f *retainFlag) Set(s string) error {
+	d, err := parseRetain(s)
+	if err != nil {
+		return err
+	}
+	*f = retainFlag(d)
+	return nil
+}
+
+func (f *retainFlag) Type() string { return "duration" }
+
+func parseRetain(s string) (time.Duration, error) {
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'y': 365 * 24 * time.Hour}
+	if n := len(s); n > 1 {
+		if u, ok := unit[s[n-1]]; ok {
+			var v int64
+			if _, err := fmt.Sscanf(s[:n-1], "%d", &v); err == nil && v > 0 && v <= 100*365 && fmt.Sprint(v) == s[:n-1] {
+				return time.Duration(v) * u, nil
+			}
+			return 0, fmt.Errorf("retention %q: want a positive whole number before %q", s, s[n-1:])
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("retention %q: want e.g. 30d, 12w, 1y or 36h", s)
+	}
+	return d, nil
+}
+
+// lockNew locks a point just committed for d (nothing when d is 0).
+func (g *globals) lockNew(ctx context.Context, r *store.Repo, id string, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	res, err := r.Lock(ctx, id, r.GuardedNow().Add(d))
+	if err != nil {
+		return fmt.Errorf("point %s committed, but locking it failed: %w", id, err)
+	}
+	if !g.json {
+		g.printf("locked until %s\n", res.Until.Format(time.RFC3339))
+	}
+	return nil
 }
