@@ -166,7 +166,7 @@ func (c *Catalog) Reuse(ctx context.Context, id ChunkID, now int64) (bool, error
 	if refs > 0 {
 		return true, nil
 	}
-	res, err := c.db.ExecContext(ctx, `UPDATE chunks SET dead = max(dead, ?) WHERE id = ? AND refs = 0`, now, id[:])
+	res, err := c.touch.ExecContext(ctx, `UPDATE chunks SET dead = max(dead, ?) WHERE id = ? AND refs = 0`, now, id[:])
 	if err != nil {
 		return false, fmt.Errorf("catalog: touch chunk %x: %w", id[:8], err)
 	}
