@@ -36,8 +36,12 @@ test: test-deps
 test-race:
 	$(GO) test -count=1 -race ./store/... ./agent/... ./diskimg/mount/...
 
-bench:
+# Go benchmarks of every stage, then the repository lifecycle at scale
+# (needs root): gc on 1M chunks against restic prune, replication to a
+# local disk set and to S3 (BENCH_LIFECYCLE_OUT is its BENCH_OUT).
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/... ./diskimg/...
+	BENCH_OUT=$${BENCH_LIFECYCLE_OUT:-bench-lifecycle.json} scripts/bench-lifecycle.sh $(BIN)/bes
 
 # Then disk images (needs root): BENCH_IMAGE_OUT / BENCH_IMAGE_DIR are its
 # BENCH_OUT / BENCH_DIR, so the two scripts never share a file or directory.

@@ -114,11 +114,15 @@ func (r *Repo) GC(ctx context.Context, o GCOptions) (*GCReport, error) {
 		return rep, err
 	}
 
-	g, err := r.cat.Garbage(ctx, cutoff)
-	if err != nil {
-		return rep, err
+	var total int64 // for the progress bar only: counting costs a scan of the garbage
+	if o.Progress != nil {
+		g, err := r.cat.Garbage(ctx, cutoff)
+		if err != nil {
+			return rep, err
+		}
+		total = g.Chunks
 	}
-	sw, err := r.cat.Sweep(ctx, cutoff, 0, func(s catalog.SweepStats) { progress("sweep", s.Chunks, g.Chunks) })
+	sw, err := r.cat.Sweep(ctx, cutoff, 0, func(s catalog.SweepStats) { progress("sweep", s.Chunks, total) })
 	rep.GarbageChunks, rep.GarbageBytes = sw.Chunks, sw.Bytes
 	if err != nil {
 		return rep, err

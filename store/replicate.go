@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"bes/store/catalog"
@@ -134,10 +136,30 @@ func (r *Repo) replicatePoint(ctx context.Context, dst *Repo, s *Saver, p *Point
 		byPack[l.Pack] = append(byPack[l.Pack], l)
 	}
 	units := readUnits(byPack, fetchSpan)
-	for _, u := range units {
-		if err := r.copyUnit(ctx, s, u, rep); err != nil {
-			return err
+	workers := max(2, runtime.GOMAXPROCS(0))
+	prefetch := func(k int) {
+		if k < len(units) {
+			v := units[k]
+			r.Prefetch(v[0].Pack, v[0].Offset, v[len(v)-1].Offset+v[len(v)-1].Length-v[0].Offset)
 		}
+	}
+	for k := 0; k < fetchAhead*workers; k++ {
+		prefetch(k)
+	}
+	var mu sync.Mutex
+	err = Parallel(ctx, workers, len(units), func(i int) error {
+		prefetch(i + fetchAhead*workers)
+		var part ReplicateReport
+		err := r.copyUnit(ctx, s, units[i], &part)
+		mu.Lock()
+		rep.Chunks += part.Chunks
+		rep.Bytes += part.Bytes
+		rep.Reused += part.Reused
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	return dst.commitCopied(ctx, s, p, row)
 }

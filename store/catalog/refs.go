@@ -115,10 +115,14 @@ func (c *Catalog) UpdatePointDoc(ctx context.Context, id string, doc []byte, unt
 }
 
 // adjust applies reference changes; a count reaching 0 sets dead to now.
-func adjust(ctx context.Context, tx *sql.Tx, refs []Ref, now int64) error {
+// Statements run without the caller's cancellation (the driver would watch
+// every one of them from a goroutine of its own); ctx is checked between
+// rows instead.
+func adjust(cctx context.Context, tx *sql.Tx, refs []Ref, now int64) error {
 	if len(refs) == 0 {
 		return nil
 	}
+	ctx := context.WithoutCancel(cctx)
 	inc, err := tx.PrepareContext(ctx, `UPDATE chunks SET refs = refs + ? WHERE id = ?`)
 	if err != nil {
 		return err
@@ -129,7 +133,12 @@ func adjust(ctx context.Context, tx *sql.Tx, refs []Ref, now int64) error {
 		return err
 	}
 	defer dec.Close()
-	for _, r := range refs {
+	for i, r := range refs {
+		if i%4096 == 0 {
+			if err := cctx.Err(); err != nil {
+				return err
+			}
+		}
 		switch {
 		case r.N > 0:
 			res, err := inc.ExecContext(ctx, r.N, r.ID[:])
@@ -217,14 +226,18 @@ type SweepStats struct {
 // Sweep removes the index rows of garbage blobs (refs 0, dead before
 // cutoff) in batches of at most batch rows, each batch one transaction, and
 // lowers their packs' live bytes. Its cost follows the garbage: a partial
-// index holds only unreferenced rows.
+// index holds only unreferenced rows, and each batch is three set-based
+// statements.
 func (c *Catalog) Sweep(ctx context.Context, cutoff time.Time, batch int, progress func(SweepStats)) (SweepStats, error) {
 	var st SweepStats
 	if batch <= 0 {
-		batch = 20000
+		batch = 100000
 	}
 	for {
-		n, bytes, err := c.sweepBatch(ctx, cutoff.UnixNano(), batch)
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		n, bytes, err := c.sweepBatch(context.WithoutCancel(ctx), cutoff.UnixNano(), batch)
 		if err != nil {
 			return st, err
 		}
@@ -245,47 +258,28 @@ func (c *Catalog) sweepBatch(ctx context.Context, cutoff int64, batch int) (int6
 		return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id, pack, len FROM chunks WHERE refs = 0 AND dead < ? LIMIT ?`, cutoff, batch)
-	if err != nil {
-		return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
-	}
-	var ids [][]byte
-	perPack := map[int64]int64{}
-	var total int64
-	for rows.Next() {
-		var id []byte
-		var pk, n int64
-		if err := rows.Scan(&id, &pk, &n); err != nil {
-			rows.Close()
-			return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
-		}
-		ids = append(ids, id)
-		perPack[pk] += n
-		total += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
-	}
-	del, err := tx.PrepareContext(ctx, `DELETE FROM chunks WHERE id = ? AND refs = 0 AND dead < ?`)
-	if err != nil {
-		return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
-	}
-	defer del.Close()
-	for _, id := range ids {
-		if _, err := del.ExecContext(ctx, id, cutoff); err != nil {
+	var n, bytes int64
+	for _, q := range []string{
+		`CREATE TEMP TABLE IF NOT EXISTS sweep(id BLOB PRIMARY KEY, pack INTEGER NOT NULL, len INTEGER NOT NULL) WITHOUT ROWID`,
+		`DELETE FROM temp.sweep`,
+		`INSERT INTO temp.sweep SELECT id, pack, len FROM chunks WHERE refs = 0 AND dead < ?1 LIMIT ?2`,
+		`UPDATE packs SET live = max(live - s.n, 0) FROM (SELECT pack, sum(len) AS n FROM temp.sweep GROUP BY pack) AS s WHERE packs.id = s.pack`,
+		`DELETE FROM chunks WHERE id IN (SELECT id FROM temp.sweep)`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, cutoff, batch); err != nil {
 			return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
 		}
 	}
-	for pk, n := range perPack {
-		if _, err := tx.ExecContext(ctx, `UPDATE packs SET live = max(live - ?, 0) WHERE id = ?`, n, pk); err != nil {
-			return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
-		}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(len), 0) FROM temp.sweep`).Scan(&n, &bytes); err != nil {
+		return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM temp.sweep`); err != nil {
+		return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("catalog: sweep: %w", err)
 	}
-	return int64(len(ids)), total, nil
+	return n, bytes, nil
 }
 
 // PackUse is a pack with the stored bytes its indexed blobs still occupy.
@@ -328,7 +322,11 @@ type Move struct {
 // packs, points their index rows at the copies (rows that meanwhile moved
 // or vanished are left alone), and sends every old pack left without rows
 // to the trash. It returns the trashed packs.
-func (c *Catalog) MoveBlobs(ctx context.Context, p Pack, moves []Move, now time.Time) ([]string, error) {
+func (c *Catalog) MoveBlobs(cctx context.Context, p Pack, moves []Move, now time.Time) ([]string, error) {
+	if err := cctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx := context.WithoutCancel(cctx) // see adjust
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: repack into %s: %w", p.Name, err)
