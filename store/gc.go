@@ -43,6 +43,7 @@ type GCReport struct {
 	PacksWritten     int       `json:"packs_written"`
 	BytesFreed       int64     `json:"bytes_freed"` // pack bytes deleted minus pack bytes written (before EC)
 	TrashPending     int       `json:"trash_pending"`
+	OrphanPacks      int       `json:"orphan_packs"` // written by a process that died before indexing them
 	LockedSkipped    int       `json:"locked_packs_skipped"`
 	ImmutableCleared int       `json:"immutable_cleared"`
 	Damaged          []string  `json:"damaged,omitempty"`
@@ -59,8 +60,10 @@ type GCReport struct {
 // running backup wrote or reused is touched (see catalog.Reuse). Packs
 // left mostly empty are repacked (live blobs copied, verified, into new
 // packs; the index moves to the copies in one transaction) and packs left
-// empty go to the trash. Trashed pack files are deleted only when no
-// reader has the repository open; otherwise the next run deletes them.
+// empty go to the trash, and so do packs a writer left pending (files
+// written, index never updated: it died in between) before the cut-off.
+// Trashed pack files are deleted only when no reader has the repository
+// open; otherwise the next run deletes them.
 // Packs holding chunks of locked points are never touched. Every step is
 // a transaction or an idempotent file operation: a collection killed at
 // any moment loses nothing live and the next run finishes the work.
@@ -129,6 +132,10 @@ func (r *Repo) GC(ctx context.Context, o GCOptions) (*GCReport, error) {
 	}
 
 	if err := r.repack(ctx, o, rep, progress); err != nil {
+		return rep, err
+	}
+	// Packs whose writer died between their files and the index.
+	if rep.OrphanPacks, err = r.cat.TrashOrphans(ctx, cutoff, r.GuardedNow()); err != nil {
 		return rep, err
 	}
 	if err := r.emptyTrash(ctx, rep, progress); err != nil {
@@ -300,8 +307,13 @@ func (rp *repacker) seal(ctx context.Context) error {
 		return fmt.Errorf("gc: seal pack %s: %w", rp.name, err)
 	}
 	size := w.Len()
+	if err := rp.r.cat.AddPending(ctx, rp.name, rp.r.now()); err != nil {
+		w.Abort()
+		return fmt.Errorf("gc: seal pack %s: %w", rp.name, err)
+	}
 	if err := w.Commit(); err != nil {
 		w.Abort()
+		rp.r.cat.DropPending(ctx, rp.name)
 		return fmt.Errorf("gc: seal pack %s: %w", rp.name, err)
 	}
 	trashed, err := rp.r.cat.MoveBlobs(ctx, catalog.Pack{Name: rp.name, Size: size, Blobs: len(rp.entries), Created: rp.r.now()}, rp.moves, rp.r.GuardedNow())

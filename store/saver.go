@@ -289,8 +289,15 @@ func (s *Saver) seal(ctx context.Context, p *openPack) error {
 		return fmt.Errorf("store: seal pack %s: %w", p.name, err)
 	}
 	size := p.w.Len()
+	// Pending first: if this process dies between the files and the
+	// index, the collector finds the pack and removes it.
+	if err := s.r.cat.AddPending(ctx, p.name, s.r.now()); err != nil {
+		p.w.Abort()
+		return fmt.Errorf("store: seal pack %s: %w", p.name, err)
+	}
 	if err := p.w.Commit(); err != nil {
 		p.w.Abort()
+		s.r.cat.DropPending(ctx, p.name)
 		return fmt.Errorf("store: seal pack %s: %w", p.name, err)
 	}
 	blobs := make([]catalog.Blob, len(p.entries))

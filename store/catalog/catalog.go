@@ -71,6 +71,7 @@ var migrations = []string{
 	ALTER TABLE chunks ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX chunks_garbage ON chunks(dead) WHERE refs = 0;
 	ALTER TABLE packs ADD COLUMN live INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE packs ADD COLUMN data INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE packs ADD COLUMN locked_until INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE packs ADD COLUMN immutable INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE points ADD COLUMN retain_until INTEGER NOT NULL DEFAULT 0;
@@ -82,11 +83,16 @@ var migrations = []string{
 		pack  TEXT PRIMARY KEY,
 		since INTEGER NOT NULL
 	);
+	CREATE TABLE pending (
+		pack  TEXT PRIMARY KEY,
+		since INTEGER NOT NULL
+	);
 	CREATE TABLE meta (
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);
 	UPDATE packs SET live = (SELECT coalesce(sum(len), 0) FROM chunks WHERE chunks.pack = packs.id);
+	UPDATE packs SET data = live;
 	INSERT INTO meta(key, value) SELECT 'refs', 'stale' WHERE EXISTS (SELECT 1 FROM points);`,
 }
 

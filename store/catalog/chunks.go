@@ -65,7 +65,7 @@ func (c *Catalog) AddPack(ctx context.Context, p Pack, blobs []Blob) error {
 			return fmt.Errorf("catalog: add pack %s: index blob: %w", p.Name, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE packs SET live = (SELECT coalesce(sum(len), 0) FROM chunks WHERE pack = ?) WHERE id = ?`, pid, pid); err != nil {
+	if err := packRecorded(ctx, tx, pid, p.Name, blobs); err != nil {
 		return fmt.Errorf("catalog: add pack %s: %w", p.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -208,4 +208,59 @@ func (c *Catalog) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("catalog: stats: %w", err)
 	}
 	return s, nil
+}
+
+// packRecorded finishes recording a new pack: its live bytes (the rows that
+// point at it), its data bytes (every blob it holds), and the end of its
+// pending state.
+func packRecorded(ctx context.Context, tx *sql.Tx, pid int64, name string, blobs []Blob) error {
+	var data int64
+	for _, b := range blobs {
+		data += b.Length
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE packs SET live = (SELECT coalesce(sum(len), 0) FROM chunks WHERE pack = ?1), data = ?2 WHERE id = ?1`, pid, data); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE pack = ?`, name)
+	return err
+}
+
+// AddPending records that a pack is about to become durable on the disks
+// before the catalog knows it (data, then index): if the writer dies in
+// between, the collector finds the pack here and removes it.
+func (c *Catalog) AddPending(ctx context.Context, name string, since time.Time) error {
+	if _, err := c.db.ExecContext(ctx, `INSERT INTO pending(pack, since) VALUES(?, ?) ON CONFLICT(pack) DO NOTHING`, name, since.UnixNano()); err != nil {
+		return fmt.Errorf("catalog: pending pack %s: %w", name, err)
+	}
+	return nil
+}
+
+// DropPending forgets a pending pack whose write was abandoned (its files
+// were removed).
+func (c *Catalog) DropPending(ctx context.Context, name string) error {
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM pending WHERE pack = ?`, name); err != nil {
+		return fmt.Errorf("catalog: pending pack %s: %w", name, err)
+	}
+	return nil
+}
+
+// TrashOrphans sends packs that were pending before cutoff and never
+// recorded (their writer died between the files and the index) to the
+// trash, and returns how many.
+func (c *Catalog) TrashOrphans(ctx context.Context, cutoff, now time.Time) (int, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("catalog: orphan packs: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `INSERT INTO trash(pack, since) SELECT pack, ? FROM pending
+		WHERE since < ? AND pack NOT IN (SELECT name FROM packs) ON CONFLICT(pack) DO NOTHING`, now.UnixNano(), cutoff.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("catalog: orphan packs: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE since < ?`, cutoff.UnixNano()); err != nil {
+		return 0, fmt.Errorf("catalog: orphan packs: %w", err)
+	}
+	return int(n), tx.Commit()
 }

@@ -290,11 +290,12 @@ type PackUse struct {
 	Immutable   bool
 }
 
-// SparsePacks lists packs whose live bytes are under pct percent of their
-// size (an empty pack has no live bytes), least live first.
+// SparsePacks lists packs holding garbage whose live bytes are under pct
+// percent of the blob bytes they were written with (an empty pack has no
+// live bytes), least live first. A pack without garbage is never listed.
 func (c *Catalog) SparsePacks(ctx context.Context, pct int) ([]PackUse, error) {
 	rows, err := c.db.QueryContext(ctx, `SELECT name, size, blobs, created, live, locked_until, immutable FROM packs
-		WHERE live * 100 < size * ? ORDER BY live * 1.0 / max(size, 1), name`, pct)
+		WHERE live < data AND live * 100 < data * ? ORDER BY live * 1.0 / max(data, 1), name`, pct)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: sparse packs: %w", err)
 	}
@@ -387,7 +388,11 @@ func (c *Catalog) MoveBlobs(cctx context.Context, p Pack, moves []Move, now time
 			trashed = append(trashed, name)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE packs SET live = (SELECT coalesce(sum(len), 0) FROM chunks WHERE pack = ?) WHERE id = ?`, pid, pid); err != nil {
+	blobs := make([]Blob, len(moves))
+	for i, m := range moves {
+		blobs[i] = m.Blob
+	}
+	if err := packRecorded(ctx, tx, pid, p.Name, blobs); err != nil {
 		return nil, fmt.Errorf("catalog: repack into %s: %w", p.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
