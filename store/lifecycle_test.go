@@ -329,3 +329,44 @@ func packOf(t *testing.T, r *Repo, id crypt.ID) string {
 	}
 	return l.Pack
 }
+
+func TestReplicaRulesAndLag(t *testing.T) {
+	ctx := context.Background()
+	src := testRepo(t, 2, 1)
+	full, _ := commitTestPoint(t, src, "h", [][]byte{randBytes(40, 100<<10)})
+	incr, _ := commitTestPoint(t, src, "h", [][]byte{randBytes(41, 100<<10)})
+	if full.Type != TypeFull || incr.Type != TypeIncremental {
+		t.Fatalf("types %s %s", full.Type, incr.Type)
+	}
+	dst, err := Init(ctx, InitOptions{Dir: filepath.Join(t.TempDir(), "rep"), K: 1, M: 1, KEK: crypt.Passphrase([]byte("other")), ReplicaOf: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	id, err := src.AddReplicaRule(ctx, catalog.ReplicaRule{Target: dst.Dir(), AfterFull: true, Offsite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts, err := src.ReplicaRules(ctx)
+	if err != nil || len(sts) != 1 || sts[0].Pending != 1 || sts[0].Oldest.IsZero() {
+		t.Fatalf("before: %+v %v", sts, err)
+	}
+	rule := sts[0].Rule
+	rep, err := src.Replicate(ctx, dst, ReplicateOptions{Rule: &rule})
+	if err != nil || len(rep.Copied) != 1 || rep.Copied[0] != full.ID {
+		t.Fatalf("replicate by rule: %+v %v", rep, err)
+	}
+	if _, err := dst.FindPoint(ctx, incr.ID); err == nil {
+		t.Fatal("an after-full rule copied an incremental")
+	}
+	sts, _ = src.ReplicaRules(ctx)
+	if sts[0].Pending != 0 || !sts[0].Oldest.IsZero() || sts[0].Rule.ID != id {
+		t.Fatalf("after: %+v", sts)
+	}
+	if err := src.RemoveReplicaRule(ctx, dst.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	if sts, _ := src.ReplicaRules(ctx); len(sts) != 0 {
+		t.Fatalf("rules after remove: %+v", sts)
+	}
+}

@@ -16,9 +16,13 @@ import (
 
 // ReplicateOptions selects what Replicate copies.
 type ReplicateOptions struct {
-	Points   []string // IDs or prefixes; empty: every point (after the filters)
-	Host     string
-	Policy   string
+	Points []string // IDs or prefixes; empty: every point (after the filters)
+	Host   string
+	Policy string
+	// Rule, if set, selects points by type (after full, after
+	// incremental) and records in this repository what its replica holds,
+	// for the replication lag.
+	Rule     *catalog.ReplicaRule
 	Progress func(ReplicateProgress)
 }
 
@@ -66,7 +70,7 @@ func (r *Repo) Replicate(ctx context.Context, dst *Repo, o ReplicateOptions) (*R
 	}
 	var sel []*Point
 	for _, p := range pts {
-		if (o.Host == "" || p.Host == o.Host) && (o.Policy == "" || p.Policy == o.Policy) {
+		if (o.Host == "" || p.Host == o.Host) && (o.Policy == "" || p.Policy == o.Policy) && RuleSelects(o.Rule, p) {
 			sel = append(sel, p)
 		}
 	}
@@ -80,6 +84,9 @@ func (r *Repo) Replicate(ctx context.Context, dst *Repo, o ReplicateOptions) (*R
 	for i, p := range sel {
 		if _, err := dst.cat.Point(ctx, p.ID); err == nil {
 			rep.Present++
+			if err := r.markReplicated(ctx, o.Rule, p.ID); err != nil {
+				return rep, err
+			}
 			continue
 		} else if !errors.Is(err, catalog.ErrNotFound) {
 			return rep, err
@@ -90,6 +97,9 @@ func (r *Repo) Replicate(ctx context.Context, dst *Repo, o ReplicateOptions) (*R
 				return rep, ctx.Err()
 			}
 			continue
+		}
+		if err := r.markReplicated(ctx, o.Rule, p.ID); err != nil {
+			return rep, err
 		}
 		rep.Copied = append(rep.Copied, p.ID)
 		if o.Progress != nil {
@@ -237,4 +247,79 @@ func (s *Saver) SaveStored(ctx context.Context, e pack.Entry, stored []byte) (bo
 	s.newBytes.Add(e.RawLen)
 	s.storedBytes.Add(int64(len(stored)))
 	return true, nil
+}
+
+// RuleSelects reports whether a replica rule takes a point (nil: every
+// point).
+func RuleSelects(rule *catalog.ReplicaRule, p *Point) bool {
+	if rule == nil {
+		return true
+	}
+	if p.Type == TypeIncremental {
+		return rule.AfterIncremental
+	}
+	return rule.AfterFull // full and synthetic_full
+}
+
+func (r *Repo) markReplicated(ctx context.Context, rule *catalog.ReplicaRule, id string) error {
+	if rule == nil {
+		return nil
+	}
+	return r.cat.MarkReplicated(ctx, rule.ID, id, time.Now())
+}
+
+// ReplicaStatus is a replica rule with its lag.
+type ReplicaStatus struct {
+	Rule    catalog.ReplicaRule
+	Pending int       // points the rule takes that its replica does not hold yet
+	Oldest  time.Time // the oldest of them (zero: none)
+}
+
+// AddReplicaRule records a replica rule in this (the source) repository.
+func (r *Repo) AddReplicaRule(ctx context.Context, rule catalog.ReplicaRule) (int64, error) {
+	if rule.Created.IsZero() {
+		rule.Created = time.Now()
+	}
+	return r.cat.AddReplicaRule(ctx, rule)
+}
+
+// RemoveReplicaRule deletes the rule for a target.
+func (r *Repo) RemoveReplicaRule(ctx context.Context, target string) error {
+	return r.cat.RemoveReplicaRule(ctx, target)
+}
+
+// ReplicaRules lists the rules with their replication lag: the age of the
+// oldest point a rule takes that its replica does not hold yet, as far as
+// this repository has recorded (bes replicate records what it copied or
+// found there).
+func (r *Repo) ReplicaRules(ctx context.Context) ([]ReplicaStatus, error) {
+	rules, err := r.cat.ReplicaRules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pts, err := r.Points(ctx, catalog.PointFilter{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ReplicaStatus, 0, len(rules))
+	for _, rule := range rules {
+		st := ReplicaStatus{Rule: rule}
+		for _, p := range pts {
+			if !RuleSelects(&rule, p.Point) {
+				continue
+			}
+			ok, err := r.cat.Replicated(ctx, rule.ID, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				st.Pending++
+				if st.Oldest.IsZero() || p.Finished.Before(st.Oldest) {
+					st.Oldest = p.Finished
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"bes/store"
 	"bes/store/catalog"
+	"bes/store/crypt"
 	"bes/store/integrity"
 	"bes/store/retention"
 )
@@ -375,57 +376,71 @@ func replicateCmd(g *globals) *cobra.Command {
 	var o store.ReplicateOptions
 	var to, toPwFile string
 	c := &cobra.Command{
-		Use:   "replicate --to DST [POINT...] [--host H] [--policy P]",
-		Short: "copy restore points to a replica repository (only the chunks it lacks travel)",
+		Use:   "replicate [--to DST] [POINT...] [--host H] [--policy P]",
+		Short: "copy restore points to a replica (only the chunks it lacks travel); without --to, to every replica rule's target",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if to == "" {
-				return errors.New("replicate: --to DST is required")
-			}
 			ctx := cmd.Context()
 			src, err := g.open(ctx, false, "")
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			kek, err := g.kek(false)
-			if err != nil {
-				return err
-			}
-			if toPwFile != "" {
-				if kek, err = passwordFileKEK(toPwFile); err != nil {
+			o.Points = args
+			if to != "" {
+				kek, err := g.kek(false)
+				if err != nil {
 					return err
 				}
-			}
-			dst, err := store.Open(ctx, store.OpenOptions{Dir: to, KEK: kek, Write: true, Command: "replicate", Logger: g.log, Getenv: g.env.Getenv})
-			if err != nil {
-				return fmt.Errorf("replica: %w", err)
-			}
-			defer dst.Close()
-			o.Points = args
-			start := time.Now()
-			if g.showProgress() {
-				bar := newProgressBar(g.env.Stderr)
-				o.Progress = func(p store.ReplicateProgress) {
-					bar.update(fmt.Sprintf("%d/%d points", p.Points, p.PointsTotal), p.Bytes, 0, time.Since(start), false)
+				if toPwFile != "" {
+					if kek, err = passwordFileKEK(toPwFile); err != nil {
+						return err
+					}
 				}
-				defer fmt.Fprintln(g.env.Stderr)
-			}
-			rep, err := src.Replicate(ctx, dst, o)
-			if rep == nil {
-				return err
-			}
-			if g.json {
+				rep, err := g.replicateTo(ctx, src, to, kek, o)
+				if rep == nil || !g.json {
+					return err
+				}
 				if jerr := g.printJSON(rep); jerr != nil {
 					return jerr
 				}
 				return err
 			}
-			g.printf("%d points copied, %d already there; %d chunks (%s) travelled, %d were present; %.1fs\n",
-				len(rep.Copied), rep.Present, rep.Chunks, fmtBytes(rep.Bytes), rep.Reused, rep.Seconds)
-			if rep.LagSeconds > 0 {
-				g.printf("replication lag: the oldest point not yet in the replica is %s old\n", time.Duration(rep.LagSeconds*float64(time.Second)).Round(time.Second))
+			rules, err := src.ReplicaRules(ctx)
+			if err != nil {
+				return err
 			}
-			return err
+			if len(rules) == 0 {
+				return errors.New("replicate: no --to given and no replica rules (add one with bes replica add DST)")
+			}
+			out := map[string]*store.ReplicateReport{}
+			var errs []error
+			for _, st := range rules {
+				rule := st.Rule
+				var kek crypt.KEKProvider = crypt.KeyFile(rule.KeyFile)
+				if rule.KeyFile == "" {
+					if kek, err = g.kek(false); err != nil {
+						return err
+					}
+				}
+				ro := o
+				ro.Rule = &rule
+				if !g.json {
+					g.printf("replica %s:\n", rule.Target)
+				}
+				rep, err := g.replicateTo(ctx, src, rule.Target, kek, ro)
+				if rep != nil {
+					out[rule.Target] = rep
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("replica %s: %w", rule.Target, err))
+				}
+			}
+			if g.json {
+				if err := g.printJSON(out); err != nil {
+					return err
+				}
+			}
+			return errors.Join(errs...)
 		},
 	}
 	f := c.Flags()
@@ -433,6 +448,135 @@ func replicateCmd(g *globals) *cobra.Command {
 	f.StringVar(&toPwFile, "to-password-file", "", "the replica's password, when it differs from the source's")
 	f.StringVar(&o.Host, "host", "", "only points of this host")
 	f.StringVar(&o.Policy, "policy", "", "only points of this policy")
+	return c
+}
+
+// replicateTo opens a replica and copies into it, printing a summary
+// unless --json.
+func (g *globals) replicateTo(ctx context.Context, src *store.Repo, to string, kek crypt.KEKProvider, o store.ReplicateOptions) (*store.ReplicateReport, error) {
+	dst, err := store.Open(ctx, store.OpenOptions{Dir: to, KEK: kek, Write: true, Command: "replicate", Logger: g.log, Getenv: g.env.Getenv})
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	defer dst.Close()
+	start := time.Now()
+	if g.showProgress() {
+		bar := newProgressBar(g.env.Stderr)
+		o.Progress = func(p store.ReplicateProgress) {
+			bar.update(fmt.Sprintf("%d/%d points", p.Points, p.PointsTotal), p.Bytes, 0, time.Since(start), false)
+		}
+		defer fmt.Fprintln(g.env.Stderr)
+	}
+	rep, err := src.Replicate(ctx, dst, o)
+	if rep == nil || g.json {
+		return rep, err
+	}
+	g.printf("%d points copied, %d already there; %d chunks (%s) travelled, %d were present; %.1fs\n",
+		len(rep.Copied), rep.Present, rep.Chunks, fmtBytes(rep.Bytes), rep.Reused, rep.Seconds)
+	if rep.LagSeconds > 0 {
+		g.printf("replication lag: the oldest point not yet in the replica is %s old\n", time.Duration(rep.LagSeconds*float64(time.Second)).Round(time.Second))
+	}
+	return rep, err
+}
+
+type replicaRuleJSON struct {
+	Target           string     `json:"target"`
+	AfterFull        bool       `json:"after_full"`
+	AfterIncremental bool       `json:"after_incremental"`
+	Offsite          bool       `json:"offsite"`
+	KeyFile          string     `json:"key_file,omitempty"`
+	Pending          int        `json:"pending_points"`
+	Oldest           *time.Time `json:"oldest_pending,omitempty"`
+	LagSeconds       float64    `json:"lag_seconds"`
+}
+
+func replicaCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "replica", Short: "replica rules: which points go to which replica (3-2-1)"}
+	var rule catalog.ReplicaRule
+	add := &cobra.Command{
+		Use:   "add DST [--after-full] [--after-incremental] [--offsite] [--key-file F]",
+		Short: "add (or change) the rule for a replica made with bes init --replica-of",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("after-full") && !cmd.Flags().Changed("after-incremental") {
+				rule.AfterFull, rule.AfterIncremental = true, true
+			}
+			if !rule.AfterFull && !rule.AfterIncremental {
+				return errors.New("replica add: a rule that takes neither full nor incremental points copies nothing")
+			}
+			rule.Target = args[0]
+			r, err := g.open(cmd.Context(), false, "")
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			if _, err := r.AddReplicaRule(cmd.Context(), rule); err != nil {
+				return err
+			}
+			if !g.json {
+				g.printf("replica rule for %s: after full %v, after incremental %v, offsite %v\n", rule.Target, rule.AfterFull, rule.AfterIncremental, rule.Offsite)
+			}
+			return nil
+		},
+	}
+	af := add.Flags()
+	af.BoolVar(&rule.AfterFull, "after-full", false, "replicate full and synthetic-full points (default with --after-incremental: both)")
+	af.BoolVar(&rule.AfterIncremental, "after-incremental", false, "replicate incremental points")
+	af.BoolVar(&rule.Offsite, "offsite", false, "the replica is off site")
+	af.StringVar(&rule.KeyFile, "key-file", "", "the replica's key file (default: the source's password or key)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "list replica rules with their replication lag",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := g.open(cmd.Context(), false, "")
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			sts, err := r.ReplicaRules(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := make([]replicaRuleJSON, 0, len(sts))
+			for _, st := range sts {
+				j := replicaRuleJSON{Target: st.Rule.Target, AfterFull: st.Rule.AfterFull, AfterIncremental: st.Rule.AfterIncremental,
+					Offsite: st.Rule.Offsite, KeyFile: st.Rule.KeyFile, Pending: st.Pending}
+				if !st.Oldest.IsZero() {
+					o := st.Oldest.UTC()
+					j.Oldest, j.LagSeconds = &o, time.Since(st.Oldest).Seconds()
+				}
+				out = append(out, j)
+			}
+			if g.json {
+				return g.printJSON(out)
+			}
+			tw := tabwriter.NewWriter(g.env.Stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TARGET\tFULL\tINCR\tOFFSITE\tPENDING\tLAG")
+			for _, j := range out {
+				lag := "-"
+				if j.LagSeconds > 0 {
+					lag = time.Duration(j.LagSeconds * float64(time.Second)).Round(time.Second).String()
+				}
+				fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%d\t%s\n", j.Target, j.AfterFull, j.AfterIncremental, j.Offsite, j.Pending, lag)
+			}
+			return tw.Flush()
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove DST",
+		Short: "remove the rule for a replica (the replica itself is left alone)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.open(cmd.Context(), false, "")
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			return r.RemoveReplicaRule(cmd.Context(), args[0])
+		},
+	}
+	c.AddCommand(add, list, remove)
 	return c
 }
 

@@ -87,6 +87,21 @@ var migrations = []string{
 		pack  TEXT PRIMARY KEY,
 		since INTEGER NOT NULL
 	);
+	CREATE TABLE replica_rules (
+		id                INTEGER PRIMARY KEY,
+		target            TEXT NOT NULL UNIQUE,
+		after_full        INTEGER NOT NULL,
+		after_incremental INTEGER NOT NULL,
+		offsite           INTEGER NOT NULL,
+		key_file          TEXT NOT NULL DEFAULT '',
+		created           INTEGER NOT NULL
+	);
+	CREATE TABLE replicated (
+		rule  INTEGER NOT NULL REFERENCES replica_rules(id) ON DELETE CASCADE,
+		point TEXT NOT NULL,
+		at    INTEGER NOT NULL,
+		PRIMARY KEY (rule, point)
+	) WITHOUT ROWID;
 	CREATE TABLE meta (
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL
