@@ -60,6 +60,8 @@ type globals struct {
 	repo         string
 	passwordFile string
 	keyFile      string
+	kekName      string // external KEK provider: account | pam_vault | command
+	kekCommand   string // its secret command
 	json         bool
 	quiet        bool
 	verbose      bool
@@ -90,6 +92,12 @@ func Run(ctx context.Context, args []string, env Env) error {
 			if g.keyFile == "" {
 				g.keyFile = env.Getenv("BES_KEY_FILE")
 			}
+			if g.kekName == "" {
+				g.kekName = env.Getenv("BES_KEK")
+			}
+			if g.kekCommand == "" {
+				g.kekCommand = env.Getenv("BES_KEK_COMMAND")
+			}
 			lvl := slog.LevelWarn
 			if g.verbose {
 				lvl = slog.LevelInfo
@@ -106,6 +114,8 @@ func Run(ctx context.Context, args []string, env Env) error {
 	pf.StringVarP(&g.repo, "repo", "r", "", "repository directory (default $BES_REPO)")
 	pf.StringVar(&g.passwordFile, "password-file", "", "read the repository password from a file (default $BES_PASSWORD_FILE)")
 	pf.StringVar(&g.keyFile, "key-file", "", "use a key file instead of a password (default $BES_KEY_FILE)")
+	pf.StringVar(&g.kekName, "kek", "", "external key-encryption key source: account, pam_vault or command (default $BES_KEK; needs --kek-command)")
+	pf.StringVar(&g.kekCommand, "kek-command", "", "command (run with /bin/sh -c) that prints the external KEK source's secret (default $BES_KEK_COMMAND)")
 	pf.BoolVar(&g.json, "json", false, "machine-readable JSON output")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log more")
@@ -129,6 +139,13 @@ func (g *globals) repoDir() (string, error) {
 func (g *globals) kek(confirm bool) (crypt.KEKProvider, error) {
 	if g.keyFile != "" {
 		return crypt.KeyFile(g.keyFile), nil
+	}
+	if g.kekCommand != "" || g.kekName != "" {
+		name := g.kekName
+		if name == "" {
+			name = "command"
+		}
+		return crypt.Command(name, g.kekCommand)
 	}
 	if pw := g.env.Getenv("BES_PASSWORD"); pw != "" {
 		return crypt.Passphrase([]byte(pw)), nil

@@ -374,7 +374,7 @@ func buildIntegrityReport(ctx context.Context, r *store.Repo, since time.Time) (
 
 func replicateCmd(g *globals) *cobra.Command {
 	var o store.ReplicateOptions
-	var to, toPwFile string
+	var to, toPwFile, toKEK string
 	c := &cobra.Command{
 		Use:   "replicate [--to DST] [POINT...] [--host H] [--policy P]",
 		Short: "copy restore points to a replica (only the chunks it lacks travel); without --to, to every replica rule's target",
@@ -387,7 +387,7 @@ func replicateCmd(g *globals) *cobra.Command {
 			defer src.Close()
 			o.Points = args
 			if to != "" {
-				kek, err := g.kek(false)
+				kek, err := g.kekSpec(toKEK)
 				if err != nil {
 					return err
 				}
@@ -416,11 +416,9 @@ func replicateCmd(g *globals) *cobra.Command {
 			var errs []error
 			for _, st := range rules {
 				rule := st.Rule
-				var kek crypt.KEKProvider = crypt.KeyFile(rule.KeyFile)
-				if rule.KeyFile == "" {
-					if kek, err = g.kek(false); err != nil {
-						return err
-					}
+				kek, err := g.kekSpec(rule.KeyFile)
+				if err != nil {
+					return fmt.Errorf("replica %s: %w", rule.Target, err)
 				}
 				ro := o
 				ro.Rule = &rule
@@ -446,6 +444,7 @@ func replicateCmd(g *globals) *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&to, "to", "", "the replica repository (made with bes init --replica-of)")
 	f.StringVar(&toPwFile, "to-password-file", "", "the replica's password, when it differs from the source's")
+	f.StringVar(&toKEK, "to-kek", "", "the replica's key-encryption key, when it differs from the source's: keyfile:PATH, account:CMD, pam_vault:CMD or command:CMD")
 	f.StringVar(&o.Host, "host", "", "only points of this host")
 	f.StringVar(&o.Policy, "policy", "", "only points of this policy")
 	return c
@@ -484,7 +483,7 @@ type replicaRuleJSON struct {
 	AfterFull        bool       `json:"after_full"`
 	AfterIncremental bool       `json:"after_incremental"`
 	Offsite          bool       `json:"offsite"`
-	KeyFile          string     `json:"key_file,omitempty"`
+	KEK              string     `json:"kek,omitempty"`
 	Pending          int        `json:"pending_points"`
 	Oldest           *time.Time `json:"oldest_pending,omitempty"`
 	LagSeconds       float64    `json:"lag_seconds"`
@@ -494,7 +493,7 @@ func replicaCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "replica", Short: "replica rules: which points go to which replica (3-2-1)"}
 	var rule catalog.ReplicaRule
 	add := &cobra.Command{
-		Use:   "add DST [--after-full] [--after-incremental] [--offsite] [--key-file F]",
+		Use:   "add DST [--after-full] [--after-incremental] [--offsite] [--kek SPEC]",
 		Short: "add (or change) the rule for a replica made with bes init --replica-of",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -523,7 +522,7 @@ func replicaCmd(g *globals) *cobra.Command {
 	af.BoolVar(&rule.AfterFull, "after-full", false, "replicate full and synthetic-full points (default with --after-incremental: both)")
 	af.BoolVar(&rule.AfterIncremental, "after-incremental", false, "replicate incremental points")
 	af.BoolVar(&rule.Offsite, "offsite", false, "the replica is off site")
-	af.StringVar(&rule.KeyFile, "key-file", "", "the replica's key file (default: the source's password or key)")
+	af.StringVar(&rule.KeyFile, "kek", "", "the replica's key-encryption key: keyfile:PATH, account:CMD, pam_vault:CMD or command:CMD (default: the source's credentials)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "list replica rules with their replication lag",
@@ -541,7 +540,7 @@ func replicaCmd(g *globals) *cobra.Command {
 			out := make([]replicaRuleJSON, 0, len(sts))
 			for _, st := range sts {
 				j := replicaRuleJSON{Target: st.Rule.Target, AfterFull: st.Rule.AfterFull, AfterIncremental: st.Rule.AfterIncremental,
-					Offsite: st.Rule.Offsite, KeyFile: st.Rule.KeyFile, Pending: st.Pending}
+					Offsite: st.Rule.Offsite, KEK: st.Rule.KeyFile, Pending: st.Pending}
 				if !st.Oldest.IsZero() {
 					o := st.Oldest.UTC()
 					j.Oldest, j.LagSeconds = &o, time.Since(st.Oldest).Seconds()
@@ -674,4 +673,21 @@ func (g *globals) lockNew(ctx context.Context, r *store.Repo, id string, d time.
 		g.printf("locked until %s\n", res.Until.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// kekSpec resolves a key-encryption key source given as "" (this command's
+// own credentials), keyfile:PATH, or NAME:CMD for an external provider
+// (account, pam_vault, command).
+func (g *globals) kekSpec(spec string) (crypt.KEKProvider, error) {
+	if spec == "" {
+		return g.kek(false)
+	}
+	name, arg, ok := strings.Cut(spec, ":")
+	if !ok || arg == "" {
+		return nil, fmt.Errorf("key source %q: want keyfile:PATH or account:CMD, pam_vault:CMD, command:CMD", spec)
+	}
+	if name == "keyfile" {
+		return crypt.KeyFile(arg), nil
+	}
+	return crypt.Command(name, arg)
 }

@@ -15,7 +15,7 @@ type ReplicaRule struct {
 	AfterFull        bool   // full and synthetic-full points
 	AfterIncremental bool   // incremental points
 	Offsite          bool   // the replica is off site (3-2-1 reporting)
-	KeyFile          string // the replica's key file ("" : the source's credentials)
+	KeyFile          string // the replica's key source: "" (the source's credentials), keyfile:PATH or NAME:CMD
 	Created          time.Time
 }
 
