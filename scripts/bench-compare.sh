@@ -16,6 +16,13 @@
 #   BENCH_OUT        JSON results file (default ./bench-compare.json)
 #   BENCH_SRC_TREE   real source tree copied into the corpus (default $(go env GOROOT)/src)
 #   BENCH_CMD_TIMEOUT  seconds before a measured command is killed (default 3600)
+#   BENCH_RESTORE_COLD 1 (default): before each tool's restore, evict that
+#                    tool's repository (and restic's cache) from the page cache
+#                    (fadvise DONTNEED on those files only): both restore from
+#                    a cold repository, as after a disaster. Otherwise restic,
+#                    which writes its packs through the page cache, restores
+#                    from memory while BES, which writes them with O_DIRECT,
+#                    reads its from disk. 0: leave the page cache as it is
 #   BENCH_RESTORE_FS fresh (default when root): each restore writes into a
 #                    freshly made ext4 (mkfs.ext4 defaults, on a loop device
 #                    with direct I/O) of its own; scratch: into the scratch
@@ -154,6 +161,27 @@ trap 'log "interrupted"; exit 130' INT TERM
 # file systems) the kernel skips every inode deleted in the last hours when
 # it allocates one, which made the same restore cost 1 to 4.5 s of system
 # time depending on what earlier runs had deleted.
+RESTORE_COLD=${BENCH_RESTORE_COLD:-1}
+[[ $RESTORE_COLD == 0 || $RESTORE_COLD == 1 ]] || die "BENCH_RESTORE_COLD must be 0 or 1, got '$RESTORE_COLD'"
+# evict PATH...: drop these files' pages from the page cache.
+evict() {
+	[[ $RESTORE_COLD == 1 ]] || return 0
+	sync
+	python3 - "$@" <<'PY' || die "evicting $* from the page cache failed"
+import os, sys
+for top in sys.argv[1:]:
+    for dp, _, files in os.walk(top):
+        for f in files:
+            try:
+                fd = os.open(os.path.join(dp, f), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+PY
+}
 RESTORE_FS=${BENCH_RESTORE_FS:-fresh}
 if [[ $RESTORE_FS == fresh ]] && { [[ $(id -u) -ne 0 ]] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; }; then
 	RESTORE_FS=scratch
@@ -335,6 +363,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	rm -rf "$D/r-restic" "$D/r-bes"
 	rtarget=$(target_fs restic)
 	sync
+	evict "$D/restic" "$D/restic-cache"
 	measure "$round" restore restic restic restore latest --target "$rtarget"
 	digest_check "$rtarget$CORPUS" "$want" "restic restore"
 
@@ -344,6 +373,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	[[ -n $point ]] || die "'bes points --json' gave an empty point id"
 	btarget=$(target_fs bes)
 	sync
+	evict "$D/bes" "$D"/disk*
 	measure "$round" restore bes "$BES" restore "$point" --target "$btarget"
 	digest_check "$btarget$CORPUS" "$want" "bes restore"
 	rm -rf "$D/r-restic" "$D/r-bes"
@@ -404,6 +434,7 @@ print()
 print("corpus: %d bytes (%.1f MiB) initially, %d after the 5%% change; rounds: %d (best time per cell, peak RSS max over rounds)"
       % (sizes["initial"], sizes["initial"] / MiB, sizes["changed"], len(stored)))
 print("restores write into: %s" % ("a fresh ext4 each (mkfs.ext4 defaults, loop device with direct I/O)" if "$RESTORE_FS" == "fresh" else "the scratch directory"))
+print("restores read from: %s" % ("a cold repository (its files evicted from the page cache first)" if "$RESTORE_COLD" == "1" else "whatever the page cache holds"))
 print(fmt(hdr))
 for r in rows:
     print(fmt(r))
@@ -417,7 +448,7 @@ doc = {
     "machine": {"nproc": $(nproc), "mem_total_kib": $(awk '/MemTotal/ {print $2}' /proc/meminfo)},
     "corpus": {"src_tree": "$SRC_TREE", "mixed_mb": $MIXED_MB, "seed": $SEED, "files": $CORPUS_FILES,
                "bytes_initial": sizes["initial"], "bytes_after_change": sizes["changed"]},
-    "ec": "%d+%d" % (K, M), "rounds": len(stored), "restore_fs": "$RESTORE_FS",
+    "ec": "%d+%d" % (K, M), "rounds": len(stored), "restore_fs": "$RESTORE_FS", "restore_cold": "$RESTORE_COLD" == "1",
     "phases": table,
     "stored": {"restic_bytes": last["restic"], "bes_repo_bytes": last["bes_repo"], "bes_disk_bytes": last["bes_disks"],
                "bes_total_bytes": bes_total, "bes_before_ec_bytes": int(bes_pre_ec),

@@ -1,10 +1,13 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -115,46 +118,72 @@ func (c *Catalog) UpdatePointDoc(ctx context.Context, id string, doc []byte, unt
 }
 
 // adjust applies reference changes; a count reaching 0 sets dead to now.
-// Statements run without the caller's cancellation (the driver would watch
-// every one of them from a goroutine of its own); ctx is checked between
-// rows instead.
+// Changes are applied set-wise: the IDs of one delta go to SQLite as one
+// JSON array per batch, so a point of a million chunks costs a few
+// statements, not a million round trips. Statements run without the
+// caller's cancellation (the driver would watch each from a goroutine of
+// its own); ctx is checked between batches.
 func adjust(cctx context.Context, tx *sql.Tx, refs []Ref, now int64) error {
 	if len(refs) == 0 {
 		return nil
 	}
 	ctx := context.WithoutCancel(cctx)
-	inc, err := tx.PrepareContext(ctx, `UPDATE chunks SET refs = refs + ? WHERE id = ?`)
-	if err != nil {
-		return err
+	byDelta := map[int64][]ChunkID{}
+	for _, r := range refs {
+		if r.N != 0 {
+			byDelta[r.N] = append(byDelta[r.N], r.ID)
+		}
 	}
-	defer inc.Close()
-	dec, err := tx.PrepareContext(ctx, `UPDATE chunks SET refs = max(refs - ?, 0), dead = CASE WHEN refs - ? <= 0 THEN ? ELSE dead END WHERE id = ?`)
-	if err != nil {
-		return err
-	}
-	defer dec.Close()
-	for i, r := range refs {
-		if i%4096 == 0 {
+	const batch = 50000
+	for n, ids := range byDelta {
+		slices.SortFunc(ids, func(a, b ChunkID) int { return bytes.Compare(a[:], b[:]) })
+		ids = slices.Compact(ids)
+		for len(ids) > 0 {
 			if err := cctx.Err(); err != nil {
 				return err
 			}
-		}
-		switch {
-		case r.N > 0:
-			res, err := inc.ExecContext(ctx, r.N, r.ID[:])
-			if err != nil {
+			k := min(len(ids), batch)
+			if err := adjustBatch(ctx, tx, ids[:k], n, now); err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return fmt.Errorf("chunk %x: %w", r.ID[:8], ErrMissingChunk)
-			}
-		case r.N < 0:
-			if _, err := dec.ExecContext(ctx, -r.N, -r.N, now, r.ID[:]); err != nil {
-				return err
-			}
+			ids = ids[k:]
 		}
 	}
 	return nil
+}
+
+// idsJSON encodes IDs as a JSON array of hex strings (for json_each).
+func idsJSON(ids []ChunkID) string {
+	b := make([]byte, 0, len(ids)*67+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = hex.AppendEncode(b, id[:])
+		b = append(b, '"')
+	}
+	return string(append(b, ']'))
+}
+
+func adjustBatch(ctx context.Context, tx *sql.Tx, ids []ChunkID, n, now int64) error {
+	list := idsJSON(ids)
+	if n > 0 {
+		res, err := tx.ExecContext(ctx, `UPDATE chunks SET refs = refs + ?1 WHERE id IN (SELECT unhex(value) FROM json_each(?2))`, n, list)
+		if err != nil {
+			return err
+		}
+		if got, _ := res.RowsAffected(); got != int64(len(ids)) {
+			var missing string
+			tx.QueryRowContext(ctx, `SELECT value FROM json_each(?1) WHERE unhex(value) NOT IN (SELECT id FROM chunks) LIMIT 1`, list).Scan(&missing)
+			return fmt.Errorf("chunk %.16s (%d of %d missing): %w", missing, int64(len(ids))-got, len(ids), ErrMissingChunk)
+		}
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE chunks SET refs = max(refs - ?1, 0), dead = CASE WHEN refs - ?1 <= 0 THEN ?2 ELSE dead END
+		WHERE id IN (SELECT unhex(value) FROM json_each(?3))`, -n, now, list)
+	return err
 }
 
 // Reuse reports whether a writer may reference an indexed blob instead of
