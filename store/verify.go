@@ -249,3 +249,6 @@ func (r *Repo) readAllData(ctx context.Context, rep *VerifyReport, progress func
 func (r *Repo) VerifyResult(ctx context.Context, id string) (catalog.VerifyResult, error) {
 	return r.cat.VerifyResultOf(ctx, id)
 }
+
+// Stats summarises the repository's index: packs, chunks and their bytes.
+func (r *Repo) Stats(ctx context.Context) (catalog.Stats, error) { return r.cat.Stats(ctx) }

@@ -3,19 +3,26 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"bes/appliance/auth"
+	"bes/appliance/server"
+	"bes/appliance/tlsutil"
+	"bes/board"
 	"bes/store"
 	"bes/store/crypt"
 )
 
 func serveCmd(g *globals) *cobra.Command {
-	var data string
+	var data, listen string
 	c := &cobra.Command{
-		Use:   "serve [--data DIR]",
+		Use:   "serve [--data DIR] [--listen ADDR]",
 		Short: "run the appliance on a data directory (creates the embedded default repository on first start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,12 +57,50 @@ func serveCmd(g *globals) *cobra.Command {
 			cfg := r.Config()
 			fmt.Fprintf(g.env.Stderr, "bes serve: repository %s at %s (erasure coding %d+%d over %d disks, key file %s)\n",
 				cfg.ID[:8], r.Dir(), cfg.K, cfg.M, len(cfg.Disks), keyPath)
-			fmt.Fprintf(g.env.Stderr, "bes serve: use it with BES_REPO=%s BES_KEY_FILE=%s bes points; Ctrl-C stops\n", r.Dir(), keyPath)
-			<-ctx.Done()
-			fmt.Fprintln(g.env.Stderr, "bes serve: stopping")
-			return nil
+
+			accounts, err := auth.Open(ctx, filepath.Join(data, "appliance.db"))
+			if err != nil {
+				return err
+			}
+			defer accounts.Close()
+			if pw, err := accounts.Bootstrap(ctx, "admin"); err != nil {
+				return err
+			} else if pw != "" {
+				// Printed once, never logged: the only copy.
+				fmt.Fprintf(g.env.Stderr, "bes serve: created user admin with the one-time password %s (change it at first login)\n", pw)
+			}
+			hosts := tlsutil.DefaultHosts()
+			if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+				hosts = append(hosts, h)
+			}
+			cert, info, err := tlsutil.LoadOrCreate(filepath.Join(data, "tls"), hosts, time.Now())
+			if err != nil {
+				return err
+			}
+			log.Info("TLS certificate", "fingerprint_sha256", info.Fingerprint, "not_after", info.NotAfter, "created", info.Created)
+			fmt.Fprintf(g.env.Stderr, "bes serve: TLS certificate SHA-256 fingerprint %s\n", info.Fingerprint)
+
+			reg := prometheus.NewRegistry()
+			if sm, err := board.NewSampler("/proc", append([]string{data}, cfg.Disks...)); err == nil {
+				reg.MustRegister(sm.Collector())
+			} else {
+				log.Warn("board metrics unavailable", "err", err)
+			}
+			srv := server.New(server.Options{Repo: r, Accounts: accounts, Logger: log, Version: Version, Registry: reg})
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+			fmt.Fprintf(g.env.Stderr, "bes serve: API and console at https://%s/ ; Ctrl-C or SIGTERM stops\n", ln.Addr())
+			err = srv.Serve(ctx, ln, cert, 15*time.Second)
+			fmt.Fprintln(g.env.Stderr, "bes serve: stopped")
+			return err
 		},
 	}
 	c.Flags().StringVar(&data, "data", "bes-data", "data directory")
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8443", "address for the HTTPS API and console")
 	return c
 }
+
+// Version is the appliance's version string (set at build time).
+var Version = "dev"

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"bes/appliance/auth"
+	"bes/store"
+	"bes/store/crypt"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/openapi.json")
+
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	s      *Server
+	adminT string // admin bearer token
+	acc    *auth.DB
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	repo, err := store.Init(ctx, store.InitOptions{Dir: filepath.Join(dir, "repo"), K: 1, M: 1, KEK: crypt.Passphrase([]byte("pw"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	acc, err := auth.Open(ctx, filepath.Join(dir, "appliance.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { acc.Close() })
+	pw, err := acc.Bootstrap(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := acc.Login(ctx, "admin", pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := acc.NewToken(ctx, u.ID, "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Repo: repo, Accounts: acc, Version: "test"})
+	srv := httptest.NewTLSServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, s: s, adminT: tok, acc: acc}
+}
+
+func (e *env) do(c *http.Client, method, path, token string, body any, hdr ...string) (int, []byte, http.Header) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if c == nil {
+		c = e.srv.Client()
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b, res.Header
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := newEnv(t)
+	code, body, _ := e.do(nil, "GET", "/api/v1/openapi.json", "", nil)
+	if code != 200 {
+		t.Fatalf("openapi: %d", code)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, rt := range e.s.routes {
+		if _, ok := doc.Paths[rt.path][strings.ToLower(rt.method)]; !ok {
+			t.Errorf("route %s %s missing from the document", rt.method, rt.path)
+		}
+		n++
+	}
+	ops := 0
+	for _, item := range doc.Paths {
+		ops += len(item)
+	}
+	if ops != n || len(doc.Paths) < 20 {
+		t.Errorf("document has %d operations on %d paths, routes %d", ops, len(doc.Paths), n)
+	}
+	// The checked-in copy under docs/ is this document.
+	golden := filepath.Join("..", "..", "docs", "openapi.json")
+	want, _ := json.MarshalIndent(e.s.OpenAPI(), "", "  ")
+	want = append(want, '\n')
+	if *update {
+		if err := os.WriteFile(golden, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(golden)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("docs/openapi.json differs from the routes (go test ./appliance/server -update): %v", err)
+	}
+}
+
+func TestAuthAndRoles(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"/api/v1/restore-points", "/api/v1/dashboard", "/api/v1/policies", "/api/v1/jobs", "/api/v1/storage-targets", "/api/v1/protected-objects", "/api/v1/users"} {
+		if code, body, h := e.do(nil, "GET", p, "", nil); code != 401 || !strings.Contains(h.Get("Content-Type"), "problem+json") {
+			t.Errorf("anonymous GET %s: %d %s", p, code, body)
+		}
+		if code, _, _ := e.do(nil, "GET", p, "bes_not-a-token", nil); code != 401 {
+			t.Errorf("bad token GET %s: %d", p, code)
+		}
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/api/v1/openapi.json", "/metrics"} {
+		if code, body, _ := e.do(nil, "GET", p, "", nil); code != 200 {
+			t.Errorf("GET %s: %d %s", p, code, body)
+		}
+	}
+	if code, body, _ := e.do(nil, "GET", "/metrics", "", nil); code != 200 || !bytes.Contains(body, []byte("# TYPE bes_restore_points")) {
+		t.Errorf("metrics: %d %.200s", code, body)
+	}
+	if code, body, _ := e.do(nil, "GET", "/api/v1/restore-points", e.adminT, nil); code != 200 || !bytes.Contains(body, []byte(`"items"`)) {
+		t.Errorf("admin list points: %d %s", code, body)
+	}
+	// A viewer may look but not manage, restore or administer.
+	if code, _, _ := e.do(nil, "POST", "/api/v1/users", e.adminT, map[string]string{"name": "vic", "role": "viewer", "password": "viewer-password-1"}); code != 201 {
+		t.Fatalf("create viewer: %d", code)
+	}
+	vu, err := e.acc.Login(context.Background(), "vic", "viewer-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vt, _, _ := e.acc.NewToken(context.Background(), vu.ID, "v", 0)
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/api/v1/dashboard", 200},
+		{"POST", "/api/v1/policies", 403},
+		{"POST", "/api/v1/restore-points/x/restore", 403},
+		{"GET", "/api/v1/users", 403},
+		{"GET", "/api/v1/audit", 403},
+		{"DELETE", "/api/v1/restore-points/x", 403},
+	} {
+		if code, body, _ := e.do(nil, tc.method, tc.path, vt, map[string]any{}); code != tc.want {
+			t.Errorf("viewer %s %s: %d, want %d (%s)", tc.method, tc.path, code, tc.want, body)
+		}
+	}
+	if code, body, _ := e.do(nil, "GET", "/api/v1/audit", e.adminT, nil); code != 200 || !bytes.Contains(body, []byte("user.create")) {
+		t.Errorf("audit: %d %s", code, body)
+	}
+}
+
+func TestSessionCSRFAndRateLimit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.acc.AddUser(ctx, "bob", "builder", "bob-password-123", false); err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := e.srv.Client()
+	c.Jar = jar
+	code, body, _ := e.do(c, "POST", "/api/v1/auth/login", "", map[string]string{"user": "bob", "password": "bob-password-123"})
+	if code != 200 {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	var lr struct {
+		CSRF string `json:"csrf_token"`
+	}
+	json.Unmarshal(body, &lr)
+	if code, _, _ := e.do(c, "GET", "/api/v1/me", "", nil); code != 200 {
+		t.Fatalf("me with the session cookie: %d", code)
+	}
+	if code, _, _ := e.do(c, "POST", "/api/v1/tokens", "", map[string]any{"name": "x"}); code != 403 {
+		t.Fatalf("change without CSRF token: %d", code)
+	}
+	if code, body, _ := e.do(c, "POST", "/api/v1/tokens", "", map[string]any{"name": "x"}, "X-CSRF-Token", lr.CSRF); code != 201 {
+		t.Fatalf("change with CSRF token: %d %s", code, body)
+	}
+	if code, _, _ := e.do(c, "POST", "/api/v1/auth/logout", "", nil, "X-CSRF-Token", lr.CSRF); code != 204 {
+		t.Fatalf("logout: %d", code)
+	}
+	if code, _, _ := e.do(c, "GET", "/api/v1/me", "", nil); code != 401 {
+		t.Fatalf("after logout: %d", code)
+	}
+	limited := false
+	for i := 0; i < 8; i++ {
+		code, _, _ := e.do(nil, "POST", "/api/v1/auth/login", "", map[string]string{"user": "bob", "password": "wrong-password-x"})
+		if code == 429 {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("no rate limit on failed logins")
+	}
+	if code, _, _ := e.do(nil, "POST", "/api/v1/auth/login", "", "not an object"); code != 429 && code != 400 {
+		t.Fatalf("bad login body: %d", code)
+	}
+}
