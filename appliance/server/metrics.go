@@ -12,9 +12,9 @@ import (
 
 // repoCollector exposes the repository's figures on each scrape.
 type repoCollector struct {
-	repo                                 *store.Repo
+	repo                                  *store.Repo
 	points, pointsByVerify, bytes, stored *prometheus.Desc
-	dedup, last24                        *prometheus.Desc
+	dedup, last24                         *prometheus.Desc
 }
 
 func newRepoCollector(r *store.Repo) *repoCollector {
