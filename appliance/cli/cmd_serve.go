@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bes/appliance/auth"
+	"bes/appliance/model"
 	"bes/appliance/server"
 	"bes/appliance/tlsutil"
 	"bes/board"
@@ -69,6 +70,11 @@ func serveCmd(g *globals) *cobra.Command {
 				// Printed once, never logged: the only copy.
 				fmt.Fprintf(g.env.Stderr, "bes serve: created user admin with the one-time password %s (change it at first login)\n", pw)
 			}
+			md, err := model.Open(ctx, filepath.Join(data, "appliance.db"), filepath.Join(data, "keys", "model.key"))
+			if err != nil {
+				return err
+			}
+			defer md.Close()
 			hosts := tlsutil.DefaultHosts()
 			if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
 				hosts = append(hosts, h)
@@ -86,7 +92,7 @@ func serveCmd(g *globals) *cobra.Command {
 			} else {
 				log.Warn("board metrics unavailable", "err", err)
 			}
-			srv := server.New(server.Options{Repo: r, Accounts: accounts, Logger: log, Version: Version, Registry: reg})
+			srv := server.New(server.Options{Repo: r, Accounts: accounts, Model: md, Logger: log, Version: Version, Registry: reg})
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)

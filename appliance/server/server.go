@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"bes/appliance/auth"
+	"bes/appliance/model"
 	"bes/store"
 )
 
@@ -35,6 +36,7 @@ import (
 type Options struct {
 	Repo     *store.Repo
 	Accounts *auth.DB
+	Model    *model.DB // storage targets and policies
 	Logger   *slog.Logger
 	Version  string
 	// Registry receives the server's metrics; /metrics serves it. Nil

@@ -11,10 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"bes/appliance/auth"
+	"bes/appliance/model"
 	"bes/store"
 	"bes/store/crypt"
 )
@@ -55,7 +57,12 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Repo: repo, Accounts: acc, Version: "test"})
+	md, err := model.Open(ctx, filepath.Join(dir, "appliance.db"), filepath.Join(dir, "model.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	s := New(Options{Repo: repo, Accounts: acc, Model: md, Version: "test"})
 	srv := httptest.NewTLSServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, s: s, adminT: tok, acc: acc}
@@ -223,5 +230,45 @@ func TestSessionCSRFAndRateLimit(t *testing.T) {
 	}
 	if code, _, _ := e.do(nil, "POST", "/api/v1/auth/login", "", "not an object"); code != 429 && code != 400 {
 		t.Fatalf("bad login body: %d", code)
+	}
+}
+
+func TestTargetsAndPoliciesAPI(t *testing.T) {
+	e := newEnv(t)
+	code, body, _ := e.do(nil, "POST", "/api/v1/storage-targets", e.adminT, map[string]any{
+		"name": "nas", "type": "smb", "config": map[string]string{"server": "nas", "share": "bk"},
+		"credentials": map[string]string{"username": "u", "secret": "hunter2-secret", "type": "password"}})
+	if code != 201 || bytes.Contains(body, []byte("hunter2")) {
+		t.Fatalf("create target: %d %s", code, body)
+	}
+	var tg struct {
+		ID int64 `json:"id"`
+	}
+	json.Unmarshal(body, &tg)
+	if code, body, _ := e.do(nil, "POST", "/api/v1/storage-targets", e.adminT, map[string]any{
+		"name": "bad", "type": "local", "config": map[string]string{"path": "/x"}, "alert_threshold": 90, "critical_threshold": 80}); code != 422 {
+		t.Fatalf("critical below alert: %d %s", code, body)
+	}
+	code, body, _ = e.do(nil, "POST", "/api/v1/policies", e.adminT, map[string]any{
+		"name": "nightly", "storage_target_id": tg.ID, "backup_type": "file", "full_schedule": "0 2 * * 0", "incremental_schedule": "0 2 * * 1-6"})
+	if code != 201 || !bytes.Contains(body, []byte(`"daily": 7`)) {
+		t.Fatalf("create policy: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "POST", "/api/v1/policies", e.adminT, map[string]any{
+		"name": "bad", "storage_target_id": tg.ID, "backup_type": "file", "full_schedule": "0 2 * *"}); code != 422 {
+		t.Fatalf("4-field cron: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "POST", "/api/v1/policies", e.adminT, map[string]any{"name": "x", "unknown": 1}); code != 400 {
+		t.Fatalf("unknown field: %d %s", code, body)
+	}
+	path := "/api/v1/storage-targets/" + strconv.FormatInt(tg.ID, 10)
+	if code, body, _ := e.do(nil, "DELETE", path, e.adminT, nil); code != 409 {
+		t.Fatalf("delete a used target: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "GET", "/api/v1/policies", e.adminT, nil); code != 200 || !bytes.Contains(body, []byte("nightly")) {
+		t.Fatalf("list policies: %d %s", code, body)
+	}
+	if code, _, _ := e.do(nil, "GET", "/api/v1/policies/999", e.adminT, nil); code != 404 {
+		t.Fatalf("missing policy: %d", code)
 	}
 }
