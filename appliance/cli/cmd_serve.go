@@ -1,17 +1,20 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"bes/appliance/auth"
+	"bes/appliance/jobs"
 	"bes/appliance/model"
 	"bes/appliance/server"
 	"bes/appliance/tlsutil"
@@ -92,7 +95,18 @@ func serveCmd(g *globals) *cobra.Command {
 			} else {
 				log.Warn("board metrics unavailable", "err", err)
 			}
-			srv := server.New(server.Options{Repo: r, Accounts: accounts, Model: md, Logger: log, Version: Version, Registry: reg})
+			runner := &jobs.Runner{Model: md, Repo: r, Log: log, AutoRetry: true, Grace: 10 * time.Second}
+			sched := &jobs.Scheduler{Model: md, Log: log, Wake: runner.Wake}
+			srv := server.New(server.Options{Repo: r, Accounts: accounts, Model: md, Logger: log, Version: Version, Registry: reg,
+				Enqueue: func(ctx context.Context, p *model.Policy, mode string) ([]model.Job, error) {
+					return jobs.EnqueuePolicy(ctx, md, p, model.JobBackup, mode, "manual")
+				},
+				Wake: runner.Wake})
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); runner.Run(ctx) }()
+			go func() { defer wg.Done(); sched.Run(ctx) }()
+			defer wg.Wait() // SIGTERM: no new jobs; a running one finishes within the grace time
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)

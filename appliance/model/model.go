@@ -310,7 +310,16 @@ func Open(ctx context.Context, path, keyFile string) (*DB, error) {
 	}
 	blk, _ := aes.NewCipher(key)
 	gcm, _ := cipher.NewGCM(blk)
-	return &DB{db: db, gcm: gcm}, nil
+	d := &DB{db: db, gcm: gcm}
+	if _, err := db.ExecContext(ctx, assignSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("model: %s: %w", path, err)
+	}
+	if err := d.initJobs(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 func loadKey(path string) ([]byte, error) {

@@ -163,3 +163,124 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, _ *princip
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+func (s *Server) runPolicy(w http.ResponseWriter, r *http.Request, _ *principal) {
+	id := pathID(w, r)
+	if id == 0 || !s.needModel(w) {
+		return
+	}
+	mode := r.URL.Query().Get("mode")
+	if mode == "" {
+		mode = "incremental"
+	}
+	if mode != "full" && mode != "incremental" {
+		problem(w, http.StatusBadRequest, "bad mode", "mode: full or incremental")
+		return
+	}
+	p, err := s.o.Model.Policy(r.Context(), id)
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	if s.o.Enqueue == nil {
+		problem(w, http.StatusServiceUnavailable, "no job runner", "this server runs no jobs")
+		return
+	}
+	js, err := s.o.Enqueue(r.Context(), p, mode)
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	if s.o.Wake != nil {
+		s.o.Wake()
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"jobs": js})
+}
+
+func (s *Server) assignHost(w http.ResponseWriter, r *http.Request, _ *principal) {
+	id := pathID(w, r)
+	if id == 0 || !s.needModel(w) {
+		return
+	}
+	var a model.Assignment
+	if err := readJSON(r, &a); err != nil {
+		problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	a.PolicyID = id
+	if err := s.o.Model.Assign(r.Context(), &a); err != nil {
+		modelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ *principal) {
+	if !s.needModel(w) {
+		return
+	}
+	as, err := s.o.Model.Assignments(r.Context(), 0)
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": as, "total": len(as)})
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ *principal) {
+	if !s.needModel(w) {
+		return
+	}
+	limit, offset, err := page(r)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	q := r.URL.Query()
+	f := model.JobFilter{Status: q.Get("status"), Host: q.Get("host"), Limit: limit, Offset: offset}
+	if v := q.Get("policy_id"); v != "" {
+		if f.PolicyID, err = strconv.ParseInt(v, 10, 64); err != nil {
+			problem(w, http.StatusBadRequest, "bad request", "policy_id: an integer")
+			return
+		}
+	}
+	js, total, err := s.o.Model.Jobs(r.Context(), f)
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": js, "total": total, "limit": limit, "offset": offset})
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, _ *principal) {
+	id := pathID(w, r)
+	if id == 0 || !s.needModel(w) {
+		return
+	}
+	j, err := s.o.Model.Job(r.Context(), id)
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) retryJob(w http.ResponseWriter, r *http.Request, _ *principal) {
+	id := pathID(w, r)
+	if id == 0 || !s.needModel(w) {
+		return
+	}
+	j, err := s.o.Model.Retry(r.Context(), id, "manual_retry")
+	if errors.Is(err, model.ErrBusy) {
+		problem(w, http.StatusConflict, "retry refused", err.Error())
+		return
+	}
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	if s.o.Wake != nil {
+		s.o.Wake()
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}

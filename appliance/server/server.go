@@ -36,9 +36,12 @@ import (
 type Options struct {
 	Repo     *store.Repo
 	Accounts *auth.DB
-	Model    *model.DB // storage targets and policies
-	Logger   *slog.Logger
-	Version  string
+	Model    *model.DB // storage targets, policies, assignments, jobs
+	// Enqueue queues a policy's backups (run now); Wake tells the runner.
+	Enqueue func(ctx context.Context, p *model.Policy, mode string) ([]model.Job, error)
+	Wake    func()
+	Logger  *slog.Logger
+	Version string
 	// Registry receives the server's metrics; /metrics serves it. Nil
 	// makes a fresh one.
 	Registry *prometheus.Registry

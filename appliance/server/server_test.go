@@ -62,7 +62,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { md.Close() })
-	s := New(Options{Repo: repo, Accounts: acc, Model: md, Version: "test"})
+	s := New(Options{Repo: repo, Accounts: acc, Model: md, Version: "test",
+		Enqueue: func(ctx context.Context, p *model.Policy, mode string) ([]model.Job, error) {
+			j := model.Job{Kind: model.JobBackup, Mode: mode, PolicyID: p.ID, Host: "local", Trigger: "manual"}
+			return []model.Job{j}, md.Enqueue(ctx, &j)
+		}})
 	srv := httptest.NewTLSServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, s: s, adminT: tok, acc: acc}
@@ -270,5 +274,41 @@ func TestTargetsAndPoliciesAPI(t *testing.T) {
 	}
 	if code, _, _ := e.do(nil, "GET", "/api/v1/policies/999", e.adminT, nil); code != 404 {
 		t.Fatalf("missing policy: %d", code)
+	}
+}
+
+func TestRunNowAndJobs(t *testing.T) {
+	e := newEnv(t)
+	_, body, _ := e.do(nil, "POST", "/api/v1/storage-targets", e.adminT, map[string]any{"name": "l", "type": "local", "config": map[string]string{"path": "/srv"}})
+	var tg struct{ ID int64 }
+	json.Unmarshal(body, &tg)
+	_, body, _ = e.do(nil, "POST", "/api/v1/policies", e.adminT, map[string]any{"name": "p", "storage_target_id": tg.ID, "backup_type": "file", "full_schedule": "0 2 * * *"})
+	var p struct{ ID int64 }
+	json.Unmarshal(body, &p)
+	pp := "/api/v1/policies/" + strconv.FormatInt(p.ID, 10)
+	if code, body, _ := e.do(nil, "POST", pp+"/hosts", e.adminT, map[string]any{"host": "local", "paths": []string{"etc"}}); code != 422 {
+		t.Fatalf("relative path: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "POST", pp+"/hosts", e.adminT, map[string]any{"host": "local", "paths": []string{"/etc"}}); code != 201 {
+		t.Fatalf("assign: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "GET", "/api/v1/hosts", e.adminT, nil); code != 200 || !bytes.Contains(body, []byte(`"local"`)) {
+		t.Fatalf("hosts: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "POST", pp+"/run?mode=weekly", e.adminT, nil); code != 400 {
+		t.Fatalf("bad mode: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "POST", pp+"/run?mode=full", e.adminT, nil); code != 202 {
+		t.Fatalf("run now: %d %s", code, body)
+	}
+	code, body, _ := e.do(nil, "GET", "/api/v1/jobs?status=pending", e.adminT, nil)
+	if code != 200 || !bytes.Contains(body, []byte(`"total": 1`)) {
+		t.Fatalf("jobs: %d %s", code, body)
+	}
+	if code, body, _ := e.do(nil, "POST", "/api/v1/jobs/1/retry", e.adminT, nil); code != 409 {
+		t.Fatalf("retry of a pending job: %d %s", code, body)
+	}
+	if code, _, _ := e.do(nil, "GET", "/api/v1/jobs/99", e.adminT, nil); code != 404 {
+		t.Fatalf("missing job: %d", code)
 	}
 }

@@ -1,0 +1,335 @@
+package model
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Job kinds, priorities and statuses.
+const (
+	JobBackup    = "backup" // Mode full | incremental
+	JobSynth     = "synthetic_full"
+	JobRestore   = "restore"
+	JobImageRest = "image_restore"
+	JobGC        = "gc"
+
+	PriorityNormal   = 10 // backups
+	PriorityHigh     = 20 // restores
+	PriorityCritical = 30 // image restore, bare-metal restore
+
+	StatusPending = "pending"
+	StatusRunning = "running"
+	StatusSuccess = "success"
+	StatusWarning = "warning"
+	StatusFailed  = "failed"
+)
+
+// Job is one unit of work and its run.
+type Job struct {
+	ID               int64     `json:"id"`
+	Kind             string    `json:"kind"`
+	Mode             string    `json:"mode,omitempty"` // full | incremental for backups
+	PolicyID         int64     `json:"policy_id,omitempty"`
+	Host             string    `json:"host,omitempty"`
+	Paths            []string  `json:"paths,omitempty"`
+	Priority         int       `json:"priority"`
+	Status           string    `json:"status"`
+	Trigger          string    `json:"trigger"` // schedule | manual | retry | catch_up
+	RetryOf          int64     `json:"retry_of,omitempty"`
+	Retryable        bool      `json:"retryable"`
+	Attempt          int       `json:"attempt"`
+	Created          time.Time `json:"created"`
+	Started          time.Time `json:"started,omitzero"`
+	Finished         time.Time `json:"finished,omitzero"`
+	BytesTransferred int64     `json:"bytes_transferred"`
+	BytesProtected   int64     `json:"bytes_protected"`
+	PointID          string    `json:"restore_point_id,omitempty"`
+	Error            string    `json:"error,omitempty"`
+}
+
+const jobsSchema = `
+CREATE TABLE IF NOT EXISTS jobs (
+	id        INTEGER PRIMARY KEY,
+	status    TEXT NOT NULL,
+	priority  INTEGER NOT NULL,
+	policy_id INTEGER NOT NULL DEFAULT 0,
+	host      TEXT NOT NULL DEFAULT '',
+	created   INTEGER NOT NULL,
+	doc       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, id);
+CREATE INDEX IF NOT EXISTS jobs_policy ON jobs(policy_id, host, id);
+`
+
+func (d *DB) initJobs(ctx context.Context) error {
+	if _, err := d.db.ExecContext(ctx, jobsSchema); err != nil {
+		return fmt.Errorf("model: jobs: %w", err)
+	}
+	// A job left running by a process that died is failed, retryable.
+	rows, err := d.jobsWhere(ctx, `status = ?`, StatusRunning)
+	if err != nil {
+		return err
+	}
+	for _, j := range rows {
+		j.Status, j.Error, j.Retryable, j.Finished = StatusFailed, "interrupted: the appliance stopped while it ran", j.Trigger != "retry", time.Now().UTC()
+		if err := d.SaveJob(ctx, &j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrBusy is returned when a job may not be retried or run now.
+var ErrBusy = errors.New("not allowed now")
+
+// Enqueue adds a pending job.
+func (d *DB) Enqueue(ctx context.Context, j *Job) error {
+	j.Status, j.Created = StatusPending, time.Now().UTC()
+	if j.Priority == 0 {
+		j.Priority = PriorityNormal
+	}
+	doc, _ := json.Marshal(j)
+	res, err := d.db.ExecContext(ctx, `INSERT INTO jobs(status, priority, policy_id, host, created, doc) VALUES(?,?,?,?,?,?)`,
+		j.Status, j.Priority, j.PolicyID, j.Host, j.Created.UnixNano(), string(doc))
+	if err != nil {
+		return fmt.Errorf("model: enqueue: %w", err)
+	}
+	j.ID, _ = res.LastInsertId()
+	return d.SaveJob(ctx, j)
+}
+
+// SaveJob writes a job's state.
+func (d *DB) SaveJob(ctx context.Context, j *Job) error {
+	doc, _ := json.Marshal(j)
+	if _, err := d.db.ExecContext(ctx, `UPDATE jobs SET status = ?, priority = ?, doc = ? WHERE id = ?`, j.Status, j.Priority, string(doc), j.ID); err != nil {
+		return fmt.Errorf("model: save job %d: %w", j.ID, err)
+	}
+	return nil
+}
+
+// NextJob claims the highest-priority pending job (oldest first among
+// equals), marking it running; nil when none waits.
+func (d *DB) NextJob(ctx context.Context) (*Job, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var id int64
+	var doc string
+	err = tx.QueryRowContext(ctx, `SELECT id, doc FROM jobs WHERE status = ? ORDER BY priority DESC, id LIMIT 1`, StatusPending).Scan(&id, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var j Job
+	if err := json.Unmarshal([]byte(doc), &j); err != nil {
+		return nil, err
+	}
+	j.Status, j.Started = StatusRunning, time.Now().UTC()
+	nd, _ := json.Marshal(&j)
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, doc = ? WHERE id = ?`, j.Status, string(nd), id); err != nil {
+		return nil, err
+	}
+	return &j, tx.Commit()
+}
+
+// Job returns one job.
+func (d *DB) Job(ctx context.Context, id int64) (*Job, error) {
+	js, err := d.jobsWhere(ctx, `id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(js) == 0 {
+		return nil, fmt.Errorf("job %d: %w", id, ErrNotFound)
+	}
+	return &js[0], nil
+}
+
+// JobFilter selects jobs.
+type JobFilter struct {
+	Status   string
+	PolicyID int64
+	Host     string
+	Limit    int
+	Offset   int
+}
+
+// Jobs lists jobs newest first and the total matching.
+func (d *DB) Jobs(ctx context.Context, f JobFilter) ([]Job, int, error) {
+	where, args := `1=1`, []any{}
+	if f.Status != "" {
+		where, args = where+` AND status = ?`, append(args, f.Status)
+	}
+	if f.PolicyID != 0 {
+		where, args = where+` AND policy_id = ?`, append(args, f.PolicyID)
+	}
+	if f.Host != "" {
+		where, args = where+` AND host = ?`, append(args, f.Host)
+	}
+	var total int
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	js, err := d.jobsWhere(ctx, where+` ORDER BY id DESC LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	return js, total, err
+}
+
+func (d *DB) jobsWhere(ctx context.Context, where string, args ...any) ([]Job, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT doc FROM jobs WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("model: jobs: %w", err)
+	}
+	defer rows.Close()
+	out := []Job{}
+	for rows.Next() {
+		var doc string
+		var j Job
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(doc), &j); err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// latestRun returns the newest job of a policy and host (nil if none).
+func (d *DB) latestRun(ctx context.Context, policyID int64, host string) (*Job, error) {
+	js, err := d.jobsWhere(ctx, `policy_id = ? AND host = ? ORDER BY id DESC LIMIT 1`, policyID, host)
+	if err != nil || len(js) == 0 {
+		return nil, err
+	}
+	return &js[0], nil
+}
+
+// Retry enqueues a retry of a failed job. Allowed only when it is the
+// latest run of its policy and host, failed and retryable, and no run of
+// them is pending or running; the retry itself is not retryable.
+func (d *DB) Retry(ctx context.Context, id int64, trigger string) (*Job, error) {
+	j, err := d.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Status != StatusFailed || !j.Retryable {
+		return nil, fmt.Errorf("job %d is %s and %s: %w", id, j.Status, map[bool]string{true: "retryable", false: "not retryable"}[j.Retryable], ErrBusy)
+	}
+	latest, err := d.latestRun(ctx, j.PolicyID, j.Host)
+	if err != nil {
+		return nil, err
+	}
+	if latest != nil && latest.ID != j.ID {
+		return nil, fmt.Errorf("job %d is not the latest run of its policy and host (job %d is, %s): %w", id, latest.ID, latest.Status, ErrBusy)
+	}
+	n := &Job{Kind: j.Kind, Mode: j.Mode, PolicyID: j.PolicyID, Host: j.Host, Paths: j.Paths, Priority: j.Priority,
+		Trigger: trigger, RetryOf: j.ID, Attempt: j.Attempt + 1}
+	if err := d.Enqueue(ctx, n); err != nil {
+		return nil, err
+	}
+	j.Retryable = false // retried: not again
+	return n, d.SaveJob(ctx, j)
+}
+
+// Active reports whether a run of a policy and host is pending or running.
+func (d *DB) Active(ctx context.Context, policyID int64, host string) (bool, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE policy_id = ? AND host = ? AND status IN (?, ?)`, policyID, host, StatusPending, StatusRunning).Scan(&n)
+	return n > 0, err
+}
+
+// Assignment puts a host under a policy, with what to protect on it.
+type Assignment struct {
+	ID       int64     `json:"id"`
+	PolicyID int64     `json:"policy_id"`
+	Host     string    `json:"host"`
+	State    string    `json:"state"` // active | paused | archived
+	Paths    []string  `json:"paths"` // files and directories, or the disk of an image policy
+	Created  time.Time `json:"created"`
+}
+
+const assignSchema = `
+CREATE TABLE IF NOT EXISTS assignments (
+	id        INTEGER PRIMARY KEY,
+	policy_id INTEGER NOT NULL REFERENCES policies(id) ON DELETE CASCADE,
+	host      TEXT NOT NULL,
+	state     TEXT NOT NULL,
+	doc       TEXT NOT NULL,
+	UNIQUE (policy_id, host)
+);
+`
+
+// Assign puts a host under a policy; assigning an archived (or paused)
+// host again reactivates its existing assignment with the new paths.
+func (d *DB) Assign(ctx context.Context, a *Assignment) error {
+	if a.Host == "" || len(a.Host) > 255 {
+		return invalid("host: 1-255 characters")
+	}
+	if len(a.Paths) == 0 {
+		return invalid("paths: at least one path to protect")
+	}
+	for _, p := range a.Paths {
+		if len(p) == 0 || p[0] != '/' {
+			return invalid("path %q: absolute paths only", p)
+		}
+	}
+	if _, err := d.Policy(ctx, a.PolicyID); err != nil {
+		return err
+	}
+	a.State = "active"
+	var id int64
+	var doc string
+	err := d.db.QueryRowContext(ctx, `SELECT id, doc FROM assignments WHERE policy_id = ? AND host = ?`, a.PolicyID, a.Host).Scan(&id, &doc)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		a.Created = time.Now().UTC()
+		b, _ := json.Marshal(a)
+		res, err := d.db.ExecContext(ctx, `INSERT INTO assignments(policy_id, host, state, doc) VALUES(?,?,?,?)`, a.PolicyID, a.Host, a.State, string(b))
+		if err != nil {
+			return fmt.Errorf("model: assign: %w", err)
+		}
+		a.ID, _ = res.LastInsertId()
+	case err != nil:
+		return fmt.Errorf("model: assign: %w", err)
+	default:
+		var old Assignment
+		json.Unmarshal([]byte(doc), &old)
+		if old.State == "active" {
+			return fmt.Errorf("host %s is already assigned to policy %d: %w", a.Host, a.PolicyID, ErrExists)
+		}
+		a.ID, a.Created = id, old.Created
+	}
+	b, _ := json.Marshal(a)
+	_, err = d.db.ExecContext(ctx, `UPDATE assignments SET state = ?, doc = ? WHERE id = ?`, a.State, string(b), a.ID)
+	return err
+}
+
+// Assignments lists assignments (of one policy, or all with 0).
+func (d *DB) Assignments(ctx context.Context, policyID int64) ([]Assignment, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT doc FROM assignments WHERE ? = 0 OR policy_id = ? ORDER BY id`, policyID, policyID)
+	if err != nil {
+		return nil, fmt.Errorf("model: assignments: %w", err)
+	}
+	defer rows.Close()
+	out := []Assignment{}
+	for rows.Next() {
+		var doc string
+		var a Assignment
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		json.Unmarshal([]byte(doc), &a)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
