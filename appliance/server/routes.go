@@ -152,7 +152,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *princ
 		return
 	}
 	if _, err := s.o.Accounts.Login(r.Context(), p.user.Name, in.Current); err != nil {
-		problem(w, http.StatusForbidden, "wrong current password", "")
+		problem(w, http.StatusUnprocessableEntity, "wrong current password", "the current password does not match")
 		return
 	}
 	if err := s.o.Accounts.SetPassword(r.Context(), p.user.ID, in.New); err != nil {
