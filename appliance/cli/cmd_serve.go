@@ -102,10 +102,12 @@ func serveCmd(g *globals) *cobra.Command {
 					return jobs.EnqueuePolicy(ctx, md, p, model.JobBackup, mode, "manual")
 				},
 				Wake: runner.Wake})
+			monitor := &jobs.Monitor{Model: md, Log: log}
 			var wg sync.WaitGroup
-			wg.Add(2)
+			wg.Add(3)
 			go func() { defer wg.Done(); runner.Run(ctx) }()
 			go func() { defer wg.Done(); sched.Run(ctx) }()
+			go func() { defer wg.Done(); monitor.Run(ctx, 5*time.Minute) }()
 			defer wg.Wait() // SIGTERM: no new jobs; a running one finishes within the grace time
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {

@@ -311,7 +311,7 @@ func Open(ctx context.Context, path, keyFile string) (*DB, error) {
 	blk, _ := aes.NewCipher(key)
 	gcm, _ := cipher.NewGCM(blk)
 	d := &DB{db: db, gcm: gcm}
-	if _, err := db.ExecContext(ctx, assignSchema); err != nil {
+	if _, err := db.ExecContext(ctx, assignSchema+capacitySchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("model: %s: %w", path, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"bes/appliance/model"
 )
@@ -283,4 +284,33 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request, _ *principal) 
 		s.o.Wake()
 	}
 	writeJSON(w, http.StatusAccepted, j)
+}
+
+func (s *Server) targetCapacity(w http.ResponseWriter, r *http.Request, _ *principal) {
+	id := pathID(w, r)
+	if id == 0 || !s.needModel(w) {
+		return
+	}
+	if _, err := s.o.Model.Target(r.Context(), id); err != nil {
+		modelError(w, err)
+		return
+	}
+	c, err := s.o.Model.CapacityOf(r.Context(), id)
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	var since time.Time
+	if v := r.URL.Query().Get("since"); v != "" {
+		if since, err = time.Parse(time.RFC3339, v); err != nil {
+			problem(w, http.StatusBadRequest, "bad request", "since: want RFC 3339")
+			return
+		}
+	}
+	hist, err := s.o.Model.UsageHistory(r.Context(), id, since)
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"capacity": c, "history": hist})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"bes/appliance/auth"
+	"bes/appliance/model"
 	"bes/store"
 	"bes/store/catalog"
 	"bes/store/manifest"
@@ -60,6 +61,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/api/v1/storage-targets", perm: m, summary: "create a storage target (credentials are stored encrypted, never returned)", tag: "storage", handle: s.putTarget, audit: "target.create"},
 		{method: "GET", path: "/api/v1/storage-targets/{id}", perm: v, summary: "one storage target", tag: "storage", handle: s.getTarget},
 		{method: "PUT", path: "/api/v1/storage-targets/{id}", perm: m, summary: "change a storage target (new credentials rotate the stored ones)", tag: "storage", handle: s.putTarget, audit: "target.update"},
+		{method: "GET", path: "/api/v1/storage-targets/{id}/capacity", perm: v, summary: "capacity: usage, growth per day (EWMA), estimated full date, level, and the history (since)", tag: "storage", handle: s.targetCapacity},
 		{method: "DELETE", path: "/api/v1/storage-targets/{id}", perm: m, summary: "delete a storage target (refused while a policy uses it)", tag: "storage", handle: s.deleteTarget, audit: "target.delete"},
 		{method: "GET", path: "/api/v1/hosts", perm: v, summary: "list host assignments (policy, host, state, paths)", tag: "hosts", handle: s.listHosts},
 		{method: "GET", path: "/api/v1/jobs", perm: v, summary: "list jobs, newest first (status, policy_id, host, limit, offset)", tag: "jobs", handle: s.listJobs},
@@ -468,9 +470,38 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, _ *principal)
 		"restore_points":    len(ps),
 		"hosts_with_points": len(hosts),
 		"last_24h":          map[string]int{"success": last24, "warning": 0, "failed": 0},
-		"exceptions": map[string]any{
-			"failed_backups": []any{}, "rpo_breaches": []any{}, "storage_alerts": []any{},
-			"verification_failures": verifyFailed,
-		},
+		"exceptions": s.exceptions(r, verifyFailed),
 	})
+}
+
+// exceptions lists the dashboard's exception queues.
+func (s *Server) exceptions(r *http.Request, verifyFailed int) map[string]any {
+	out := map[string]any{"failed_backups": []any{}, "rpo_breaches": []any{}, "storage_alerts": []any{}, "verification_failures": verifyFailed}
+	if s.o.Model == nil {
+		return out
+	}
+	ctx := r.Context()
+	if js, _, err := s.o.Model.Jobs(ctx, model.JobFilter{Status: model.StatusFailed, Limit: 100}); err == nil {
+		var failed []model.Job
+		for _, j := range js {
+			if latest, _, err := s.o.Model.Jobs(ctx, model.JobFilter{PolicyID: j.PolicyID, Host: j.Host, Limit: 1}); err == nil && len(latest) == 1 && latest[0].ID == j.ID {
+				failed = append(failed, j) // the latest run of its policy and host failed
+			}
+		}
+		if failed != nil {
+			out["failed_backups"] = failed
+		}
+	}
+	if ts, err := s.o.Model.Targets(ctx); err == nil {
+		var alerts []any
+		for _, t := range ts {
+			if c, err := s.o.Model.CapacityOf(ctx, t.ID); err == nil && (c.Level == "alert" || c.Level == "critical") {
+				alerts = append(alerts, map[string]any{"storage_target_id": t.ID, "name": t.Name, "level": c.Level, "used_percent": c.UsedPercent})
+			}
+		}
+		if alerts != nil {
+			out["storage_alerts"] = alerts
+		}
+	}
+	return out
 }
