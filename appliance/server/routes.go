@@ -470,7 +470,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, _ *principal)
 		"restore_points":    len(ps),
 		"hosts_with_points": len(hosts),
 		"last_24h":          map[string]int{"success": last24, "warning": 0, "failed": 0},
-		"exceptions": s.exceptions(r, verifyFailed),
+		"exceptions":        s.exceptions(r, verifyFailed),
 	})
 }
 
