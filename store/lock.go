@@ -59,7 +59,10 @@ func acquireLock(path, command string, now func() time.Time) (*writerLock, error
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			if json.Unmarshal(b, &li) == nil && li.PID != 0 {
-				return nil, fmt.Errorf("%w: pid %d on %s since %s (%s)", ErrLocked, li.PID, li.Host, li.Since.Format(time.RFC3339), li.Command)
+				if li.Command == "serve" {
+					return nil, fmt.Errorf("%w: the appliance daemon (bes serve, pid %d on %s) holds this repository: work through its API (https://…/api/v1) or stop the daemon first", ErrLocked, li.PID, li.Host)
+				}
+				return nil, fmt.Errorf("%w: pid %d on %s (%s)", ErrLocked, li.PID, li.Host, li.Command)
 			}
 			return nil, ErrLocked
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
@@ -114,6 +115,24 @@ func serveCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("serve: %w", err)
 			}
 			fmt.Fprintf(g.env.Stderr, "bes serve: API and console at https://%s/ ; Ctrl-C or SIGTERM stops\n", ln.Addr())
+			// Under systemd: READY once the socket is bound, WATCHDOG pings
+			// at half the configured interval, STOPPING on the way out.
+			daemon.SdNotify(false, daemon.SdNotifyReady)
+			if iv, err := daemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+				go func() {
+					t := time.NewTicker(iv / 2)
+					defer t.Stop()
+					for {
+						select {
+						case <-ctx.Done():
+							return
+						case <-t.C:
+							daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+						}
+					}
+				}()
+			}
+			context.AfterFunc(ctx, func() { daemon.SdNotify(false, daemon.SdNotifyStopping) })
 			err = srv.Serve(ctx, ln, cert, 15*time.Second)
 			fmt.Fprintln(g.env.Stderr, "bes serve: stopped")
 			return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"bes/appliance/model"
 	"bes/store"
 	"bes/store/catalog"
 )
@@ -79,5 +80,92 @@ func (c *repoCollector) Collect(ch chan<- prometheus.Metric) {
 			ratio = all / float64(st.PackBytes)
 		}
 		ch <- prometheus.MustNewConstMetric(c.dedup, prometheus.GaugeValue, ratio)
+	}
+}
+
+// modelCollector exposes jobs and storage targets on each scrape.
+type modelCollector struct {
+	m                                    *model.DB
+	runs24, duration, usage, level, last *prometheus.Desc
+}
+
+func newModelCollector(m *model.DB) *modelCollector {
+	return &modelCollector{
+		m:        m,
+		runs24:   prometheus.NewDesc("bes_job_runs_last_24h", "Job runs finished in the last 24 hours by kind and result.", []string{"kind", "result"}, nil),
+		duration: prometheus.NewDesc("bes_job_duration_seconds", "Durations of the job runs finished in the last 24 hours.", []string{"kind"}, nil),
+		usage:    prometheus.NewDesc("bes_storage_target_used_ratio", "Used share of each measured storage target.", []string{"target"}, nil),
+		level:    prometheus.NewDesc("bes_storage_target_level", "Capacity level of each storage target (0 ok, 1 alert, 2 critical, -1 unknown).", []string{"target"}, nil),
+		last:     prometheus.NewDesc("bes_jobs_pending", "Jobs waiting in the queue.", nil, nil),
+	}
+}
+
+func (c *modelCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.runs24, c.duration, c.usage, c.level, c.last} {
+		ch <- d
+	}
+}
+
+func (c *modelCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, _, err := c.m.Jobs(ctx, model.JobFilter{Limit: 10000})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.runs24, err)
+		return
+	}
+	day := time.Now().Add(-24 * time.Hour)
+	counts := map[[2]string]float64{}
+	for _, k := range []string{model.JobBackup} {
+		for _, r := range []string{model.StatusSuccess, model.StatusWarning, model.StatusFailed} {
+			counts[[2]string{k, r}] = 0
+		}
+	}
+	hists := map[string][]float64{}
+	pending := 0.0
+	for _, j := range js {
+		if j.Status == model.StatusPending {
+			pending++
+		}
+		if j.Finished.IsZero() || j.Finished.Before(day) {
+			continue
+		}
+		counts[[2]string{j.Kind, j.Status}]++
+		hists[j.Kind] = append(hists[j.Kind], j.Finished.Sub(j.Started).Seconds())
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.runs24, prometheus.GaugeValue, n, k[0], k[1])
+	}
+	bounds := []float64{1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600}
+	for kind, ds := range hists {
+		buckets := map[float64]uint64{}
+		var sum float64
+		for _, d := range ds {
+			sum += d
+			for _, b := range bounds {
+				if d <= b {
+					buckets[b]++
+				}
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(c.duration, uint64(len(ds)), sum, buckets, kind)
+	}
+	ch <- prometheus.MustNewConstMetric(c.last, prometheus.GaugeValue, pending)
+	ts, err := c.m.Targets(ctx)
+	if err != nil {
+		return
+	}
+	for _, t := range ts {
+		cp, err := c.m.CapacityOf(ctx, t.ID)
+		if err != nil {
+			continue
+		}
+		lv := map[string]float64{"ok": 0, "alert": 1, "critical": 2}[cp.Level]
+		if cp.Level == "unknown" {
+			lv = -1
+		} else {
+			ch <- prometheus.MustNewConstMetric(c.usage, prometheus.GaugeValue, cp.UsedPercent/100, t.Name)
+		}
+		ch <- prometheus.MustNewConstMetric(c.level, prometheus.GaugeValue, lv, t.Name)
 	}
 }

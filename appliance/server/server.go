@@ -69,6 +69,9 @@ func New(o Options) *Server {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.reg.MustRegister(newRepoCollector(o.Repo))
+	if o.Model != nil {
+		s.reg.MustRegister(newModelCollector(o.Model))
+	}
 	s.routes = s.table()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))

@@ -154,7 +154,7 @@ func TestAuthAndRoles(t *testing.T) {
 			t.Errorf("GET %s: %d %s", p, code, body)
 		}
 	}
-	if code, body, _ := e.do(nil, "GET", "/metrics", "", nil); code != 200 || !bytes.Contains(body, []byte("# TYPE bes_restore_points")) {
+	if code, body, _ := e.do(nil, "GET", "/metrics", "", nil); code != 200 || !bytes.Contains(body, []byte("# TYPE bes_restore_points")) || !bytes.Contains(body, []byte("bes_job_runs_last_24h")) {
 		t.Errorf("metrics: %d %.200s", code, body)
 	}
 	if code, body, _ := e.do(nil, "GET", "/api/v1/restore-points", e.adminT, nil); code != 200 || !bytes.Contains(body, []byte(`"items"`)) {
