@@ -23,6 +23,8 @@ require (
 
 require github.com/coreos/go-systemd/v22 v22.7.0
 
+require github.com/BurntSushi/toml v1.6.0
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

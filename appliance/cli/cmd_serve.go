@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bes/appliance/auth"
+	"bes/appliance/config"
 	"bes/appliance/jobs"
 	"bes/appliance/model"
 	"bes/appliance/server"
@@ -25,14 +27,32 @@ import (
 )
 
 func serveCmd(g *globals) *cobra.Command {
-	var data, listen string
+	var data, listen, confPath string
 	c := &cobra.Command{
-		Use:   "serve [--data DIR] [--listen ADDR]",
+		Use:   "serve [--config FILE] [--data DIR] [--listen ADDR]",
 		Short: "run the appliance on a data directory (creates the embedded default repository on first start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.log
+			if confPath == "" {
+				confPath = g.env.Getenv("BES_CONFIG")
+			}
+			conf, err := config.Load(confPath, g.env.Getenv)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("data") {
+				conf.DataDir = data
+			}
+			if cmd.Flags().Changed("listen") {
+				conf.Listen = listen
+			}
+			if err := conf.Validate(); err != nil {
+				return err
+			}
+			data, listen = conf.DataDir, conf.Listen
+			time.Local = conf.Location() // days, weeks and months of retention
 			dir := filepath.Join(data, "repo")
 			keyPath, err := filepath.Abs(filepath.Join(data, "keys", "repo.key"))
 			if err != nil {
@@ -83,12 +103,23 @@ func serveCmd(g *globals) *cobra.Command {
 			if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
 				hosts = append(hosts, h)
 			}
-			cert, info, err := tlsutil.LoadOrCreate(filepath.Join(data, "tls"), hosts, time.Now())
-			if err != nil {
-				return err
+			var cert *tls.Certificate
+			if conf.TLS.Cert != "" {
+				c, err := tls.LoadX509KeyPair(conf.TLS.Cert, conf.TLS.Key)
+				if err != nil {
+					return fmt.Errorf("serve: tls: %w", err)
+				}
+				cert = &c
+				fmt.Fprintf(g.env.Stderr, "bes serve: TLS certificate %s, SHA-256 fingerprint %s\n", conf.TLS.Cert, tlsutil.Fingerprint(c.Certificate[0]))
+			} else {
+				c, info, err := tlsutil.LoadOrCreate(filepath.Join(data, "tls"), hosts, time.Now())
+				if err != nil {
+					return err
+				}
+				cert = c
+				log.Info("TLS certificate", "fingerprint_sha256", info.Fingerprint, "not_after", info.NotAfter, "created", info.Created)
+				fmt.Fprintf(g.env.Stderr, "bes serve: TLS certificate SHA-256 fingerprint %s\n", info.Fingerprint)
 			}
-			log.Info("TLS certificate", "fingerprint_sha256", info.Fingerprint, "not_after", info.NotAfter, "created", info.Created)
-			fmt.Fprintf(g.env.Stderr, "bes serve: TLS certificate SHA-256 fingerprint %s\n", info.Fingerprint)
 
 			reg := prometheus.NewRegistry()
 			if sm, err := board.NewSampler("/proc", append([]string{data}, cfg.Disks...)); err == nil {
@@ -96,8 +127,11 @@ func serveCmd(g *globals) *cobra.Command {
 			} else {
 				log.Warn("board metrics unavailable", "err", err)
 			}
-			runner := &jobs.Runner{Model: md, Repo: r, Log: log, AutoRetry: true, Grace: 10 * time.Second}
-			sched := &jobs.Scheduler{Model: md, Log: log, Wake: runner.Wake}
+			runner := &jobs.Runner{Model: md, Repo: r, Log: log, AutoRetry: *conf.Jobs.AutoRetry, Grace: 10 * time.Second,
+				OpenGC: func(ctx context.Context) (*store.Repo, error) {
+					return store.Open(ctx, store.OpenOptions{Dir: dir, KEK: kek, GC: true, Command: "gc", Logger: log})
+				}}
+			sched := &jobs.Scheduler{Model: md, Log: log, Wake: runner.Wake, GCSchedule: conf.Jobs.GCSchedule}
 			srv := server.New(server.Options{Repo: r, Accounts: accounts, Model: md, Logger: log, Version: Version, Registry: reg,
 				Enqueue: func(ctx context.Context, p *model.Policy, mode string) ([]model.Job, error) {
 					return jobs.EnqueuePolicy(ctx, md, p, model.JobBackup, mode, "manual")
@@ -108,7 +142,7 @@ func serveCmd(g *globals) *cobra.Command {
 			wg.Add(3)
 			go func() { defer wg.Done(); runner.Run(ctx) }()
 			go func() { defer wg.Done(); sched.Run(ctx) }()
-			go func() { defer wg.Done(); monitor.Run(ctx, 5*time.Minute) }()
+			go func() { defer wg.Done(); monitor.Run(ctx, conf.Capacity.Interval.Duration) }()
 			defer wg.Wait() // SIGTERM: no new jobs; a running one finishes within the grace time
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -138,6 +172,7 @@ func serveCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
+	c.Flags().StringVar(&confPath, "config", "", "TOML configuration file (default $BES_CONFIG; flags and BES_DATA, BES_LISTEN, BES_TZ override it)")
 	c.Flags().StringVar(&data, "data", "bes-data", "data directory")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8443", "address for the HTTPS API and console")
 	return c

@@ -36,6 +36,8 @@ type Runner struct {
 	// Grace is how long a running job may take to finish once the runner
 	// is told to stop.
 	Grace time.Duration
+	// OpenGC opens the repository for garbage collection (gc jobs).
+	OpenGC func(ctx context.Context) (*store.Repo, error)
 
 	wake chan struct{}
 }
@@ -139,6 +141,20 @@ func permanent(format string, a ...any) error { return &permanentError{fmt.Error
 func (r *Runner) run(ctx context.Context, j *model.Job) error {
 	switch j.Kind {
 	case model.JobBackup, model.JobSynth:
+	case model.JobGC:
+		if r.OpenGC == nil {
+			return permanent("no garbage collector configured")
+		}
+		g, err := r.OpenGC(ctx)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		rep, err := g.GC(ctx, store.GCOptions{})
+		if err == nil {
+			j.BytesTransferred = rep.BytesFreed
+		}
+		return err
 	default:
 		return permanent("job kind %q is not run by this appliance yet", j.Kind)
 	}

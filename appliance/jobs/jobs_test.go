@@ -160,3 +160,25 @@ func TestSchedulerFiresCatchesUpAndSkipsDisabled(t *testing.T) {
 		t.Fatalf("disabled policy dispatched: %+v", js)
 	}
 }
+
+func TestGCJobOnItsSchedule(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.r.OpenGC = func(ctx context.Context) (*store.Repo, error) {
+		return store.Open(ctx, store.OpenOptions{Dir: f.repo.Dir(), KEK: crypt.Passphrase([]byte("pw")), GC: true})
+	}
+	now := time.Date(2026, 11, 20, 4, 29, 0, 0, time.Local)
+	s := &Scheduler{Model: f.m, Now: func() time.Time { return now }, GCSchedule: "30 4 * * *"}
+	if js, _ := s.Tick(ctx); len(js) != 0 {
+		t.Fatalf("04:29: %+v", js)
+	}
+	now = now.Add(90 * time.Second)
+	js, _ := s.Tick(ctx)
+	if len(js) != 1 || js[0].Kind != model.JobGC {
+		t.Fatalf("04:30: %+v", js)
+	}
+	j, err := f.r.RunOne(ctx)
+	if err != nil || j.Status != model.StatusSuccess {
+		t.Fatalf("gc job: %+v %v", j, err)
+	}
+}

@@ -14,6 +14,8 @@ type Scheduler struct {
 	Log   *slog.Logger
 	Now   func() time.Time // default time.Now
 	Wake  func()           // called after jobs were queued
+	// GCSchedule is the cron schedule of garbage collection ("": none).
+	GCSchedule string
 
 	last map[schedKey]time.Time // when each schedule was last considered
 }
@@ -81,6 +83,25 @@ func (s *Scheduler) Tick(ctx context.Context) ([]model.Job, error) {
 				return queued, err
 			}
 			queued = append(queued, js...)
+		}
+	}
+	if s.GCSchedule != "" {
+		if sched, err := model.ParseSchedule(s.GCSchedule); err == nil {
+			key := schedKey{0, model.JobGC}
+			from, seen := s.last[key]
+			if !seen {
+				from = now
+			}
+			s.last[key] = now
+			if !sched.Next(from).After(now) {
+				if busy, err := s.Model.Active(ctx, 0, ""); err == nil && !busy {
+					j := model.Job{Kind: model.JobGC, Priority: model.PriorityNormal - 1, Trigger: "schedule", Attempt: 1}
+					if err := s.Model.Enqueue(ctx, &j); err != nil {
+						return queued, err
+					}
+					queued = append(queued, j)
+				}
+			}
 		}
 	}
 	if len(queued) > 0 && s.Wake != nil {
