@@ -182,3 +182,25 @@ func TestGCJobOnItsSchedule(t *testing.T) {
 		t.Fatalf("gc job: %+v %v", j, err)
 	}
 }
+
+func TestProtectedObjectsRPO(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.m.Assign(ctx, &model.Assignment{PolicyID: f.policy.ID, Host: LocalHost, Paths: []string{f.src}})
+	objs, err := f.m.ProtectedObjects(ctx, time.Now())
+	if err != nil || len(objs) != 1 || objs[0].LastStatus != "never" || objs[0].Breach || objs[0].RPOHours != 24 {
+		t.Fatalf("new: %+v %v", objs, err)
+	}
+	if objs, _ := f.m.ProtectedObjects(ctx, time.Now().Add(25*time.Hour)); !objs[0].Breach || !objs[0].AtRisk {
+		t.Fatalf("never backed up for a day: %+v", objs)
+	}
+	EnqueuePolicy(ctx, f.m, f.policy, model.JobBackup, "full", "manual")
+	f.r.RunOne(ctx)
+	objs, _ = f.m.ProtectedObjects(ctx, time.Now().Add(23*time.Hour))
+	if objs[0].Breach || objs[0].LastStatus != model.StatusSuccess || objs[0].LastSuccess.IsZero() {
+		t.Fatalf("after a success: %+v", objs)
+	}
+	if objs, _ := f.m.ProtectedObjects(ctx, time.Now().Add(25*time.Hour)); !objs[0].Breach {
+		t.Fatalf("success older than the RPO: %+v", objs)
+	}
+}

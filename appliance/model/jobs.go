@@ -333,3 +333,66 @@ func (d *DB) Assignments(ctx context.Context, policyID int64) ([]Assignment, err
 	}
 	return out, rows.Err()
 }
+
+// ProtectedObject is one thing the appliance protects: a host under a
+// policy (its paths, or its disk), with its recovery point objective.
+type ProtectedObject struct {
+	AssignmentID int64     `json:"assignment_id"`
+	Type         string    `json:"type"` // file | image
+	Host         string    `json:"host"`
+	PolicyID     int64     `json:"policy_id"`
+	Policy       string    `json:"policy"`
+	State        string    `json:"state"`
+	RPOHours     int       `json:"rpo_hours"`
+	LastStatus   string    `json:"last_backup_status"` // success | warning | failed | running | pending | never
+	LastSuccess  time.Time `json:"last_success,omitzero"`
+	Breach       bool      `json:"rpo_breach"`
+	AtRisk       bool      `json:"at_risk"` // breach, or the last run failed
+}
+
+// ProtectedObjects derives the protected objects from the assignments and
+// their jobs: in breach when the last success is older than the RPO (or
+// never happened and the assignment is older than it).
+func (d *DB) ProtectedObjects(ctx context.Context, now time.Time) ([]ProtectedObject, error) {
+	as, err := d.Assignments(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := d.Policies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[int64]*Policy{}
+	for i := range ps {
+		byID[ps[i].ID] = &ps[i]
+	}
+	out := []ProtectedObject{}
+	for _, a := range as {
+		p := byID[a.PolicyID]
+		if p == nil {
+			continue
+		}
+		o := ProtectedObject{AssignmentID: a.ID, Type: p.BackupType, Host: a.Host, PolicyID: p.ID, Policy: p.Name, State: a.State,
+			RPOHours: p.RPOHours, LastStatus: "never"}
+		if o.RPOHours == 0 {
+			o.RPOHours = 24
+		}
+		if last, err := d.latestRun(ctx, p.ID, a.Host); err == nil && last != nil {
+			o.LastStatus = last.Status
+		}
+		if js, err := d.jobsWhere(ctx, `policy_id = ? AND host = ? AND status IN (?, ?) ORDER BY id DESC LIMIT 1`, p.ID, a.Host, StatusSuccess, StatusWarning); err == nil && len(js) == 1 {
+			o.LastSuccess = js[0].Finished
+		}
+		rpo := time.Duration(o.RPOHours) * time.Hour
+		if a.State == "active" {
+			if o.LastSuccess.IsZero() {
+				o.Breach = now.Sub(a.Created) > rpo
+			} else {
+				o.Breach = now.Sub(o.LastSuccess) > rpo
+			}
+		}
+		o.AtRisk = o.Breach || o.LastStatus == StatusFailed
+		out = append(out, o)
+	}
+	return out, nil
+}

@@ -158,6 +158,7 @@ type Policy struct {
 	PrePatchBackup        *bool     `json:"pre_patch_backup"`
 	ArchiveOnDeactivation *bool     `json:"archive_on_host_deactivation"`
 	Enabled               *bool     `json:"enabled"`
+	RPOHours              int       `json:"rpo_hours"` // recovery point objective of its objects (1-8760, default 24)
 	PausedReason          string    `json:"paused_reason,omitempty"`
 	Created               time.Time `json:"created"`
 	Updated               time.Time `json:"updated"`
@@ -237,6 +238,12 @@ func (p *Policy) Validate() error {
 	}
 	if p.IOPriority != "normal" && p.IOPriority != "low" && p.IOPriority != "high" {
 		return invalid("io_priority %q: normal, low or high", p.IOPriority)
+	}
+	if p.RPOHours == 0 {
+		p.RPOHours = 24
+	}
+	if p.RPOHours < 1 || p.RPOHours > 8760 {
+		return invalid("rpo_hours %d: 1-8760", p.RPOHours)
 	}
 	if p.VerifySampleCount == 0 {
 		p.VerifySampleCount = 50

@@ -314,3 +314,36 @@ func (s *Server) targetCapacity(w http.ResponseWriter, r *http.Request, _ *princ
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"capacity": c, "history": hist})
 }
+
+func (s *Server) protectedObjects(w http.ResponseWriter, r *http.Request, _ *principal) {
+	if !s.needModel(w) {
+		return
+	}
+	limit, offset, err := page(r)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	q := r.URL.Query()
+	objs, err := s.o.Model.ProtectedObjects(r.Context(), time.Now())
+	if err != nil {
+		modelError(w, err)
+		return
+	}
+	out := []model.ProtectedObject{}
+	for _, o := range objs {
+		if st := q.Get("status"); st != "" && o.LastStatus != st {
+			continue
+		}
+		if h := q.Get("host"); h != "" && o.Host != h {
+			continue
+		}
+		if b := q.Get("breach"); b != "" && strconv.FormatBool(o.Breach) != b {
+			continue
+		}
+		out = append(out, o)
+	}
+	total := len(out)
+	out = out[min(offset, total):min(offset+limit, total)]
+	writeJSON(w, http.StatusOK, map[string]any{"items": out, "total": total, "limit": limit, "offset": offset})
+}

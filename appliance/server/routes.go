@@ -67,7 +67,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/jobs", perm: v, summary: "list jobs, newest first (status, policy_id, host, limit, offset)", tag: "jobs", handle: s.listJobs},
 		{method: "GET", path: "/api/v1/jobs/{id}", perm: v, summary: "one job", tag: "jobs", handle: s.getJob},
 		{method: "POST", path: "/api/v1/jobs/{id}/retry", perm: m, summary: "retry a failed job (only the latest run of its policy and host, when retryable and nothing of theirs is pending or running)", tag: "jobs", handle: s.retryJob, audit: "job.retry"},
-		{method: "GET", path: "/api/v1/protected-objects", perm: v, summary: "list protected objects with RPO and breach (status, limit, offset)", tag: "protection", handle: todo("protected objects")},
+		{method: "GET", path: "/api/v1/protected-objects", perm: v, summary: "list protected objects with RPO and breach (status, breach, host, limit, offset)", tag: "protection", handle: s.protectedObjects},
 	}
 }
 
@@ -465,7 +465,38 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, _ *principal)
 			verifyFailed++
 		}
 	}
+	counts := map[string]int{"protected": 0, "at_risk": 0, "rpo_breach": 0, "unprotected_hosts": 0}
+	var breaches []model.ProtectedObject
+	if s.o.Model != nil {
+		if objs, err := s.o.Model.ProtectedObjects(r.Context(), time.Now()); err == nil {
+			assigned := map[string]bool{}
+			for _, o := range objs {
+				if o.State != "active" {
+					continue
+				}
+				assigned[o.Host] = true
+				counts["protected"]++
+				if o.AtRisk {
+					counts["at_risk"]++
+				}
+				if o.Breach {
+					counts["rpo_breach"]++
+					breaches = append(breaches, o)
+				}
+			}
+			for h := range hosts {
+				if !assigned[h] {
+					counts["unprotected_hosts"]++ // has points but no active assignment
+				}
+			}
+		}
+	}
+	exc := s.exceptions(r, verifyFailed)
+	if breaches != nil {
+		exc["rpo_breaches"] = breaches
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
+		"counts":            counts,
 		"engine":            map[string]any{"status": "running", "version": s.o.Version},
 		"restore_points":    len(ps),
 		"hosts_with_points": len(hosts),
