@@ -122,7 +122,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 	root.AddCommand(
 		initCmd(g), backupCmd(g), imageCmd(g), pointsCmd(g), lsCmd(g), findCmd(g), restoreCmd(g),
 		mountCmd(g), verifyCmd(g), scrubCmd(g), catalogCmd(g), serveCmd(g),
-		forgetCmd(g), lockCmd(g), gcCmd(g), reportCmd(g), replicateCmd(g), replicaCmd(g), synthCmd(g),
+		forgetCmd(g), lockCmd(g), gcCmd(g), reportCmd(g), replicateCmd(g), replicaCmd(g), synthCmd(g), drillCmd(g),
 	)
 	return root.ExecuteContext(ctx)
 }

@@ -781,3 +781,25 @@ func TestDamagedDisk(t *testing.T) {
 		t.Errorf("scrub with two lost disks: %v\n%s", err, out)
 	}
 }
+
+func TestDrillRecordsTimeToRestore(t *testing.T) {
+	e := newEnv(t)
+	e.initRepo()
+	src := writeTree(t)
+	e.ok("backup", src, "--host", "h1")
+	sandbox := t.TempDir()
+	out := e.ok("drill", "latest", "--sandbox", sandbox, "--json")
+	var d struct {
+		OK    bool    `json:"ok"`
+		Files int64   `json:"files"`
+		Secs  float64 `json:"seconds"`
+	}
+	decodeOne(t, out, &d)
+	if !d.OK || d.Files < 8 || d.Secs <= 0 {
+		t.Fatalf("drill: %s", out)
+	}
+	if ents, _ := os.ReadDir(sandbox); len(ents) != 0 {
+		t.Fatalf("sandbox left behind: %v", ents)
+	}
+	e.fails([]string{"drill", "nosuchpoint"}, "not found")
+}

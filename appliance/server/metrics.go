@@ -16,6 +16,7 @@ type repoCollector struct {
 	repo                                  *store.Repo
 	points, pointsByVerify, bytes, stored *prometheus.Desc
 	dedup, last24                         *prometheus.Desc
+	drillAge, drillSecs                   *prometheus.Desc
 }
 
 func newRepoCollector(r *store.Repo) *repoCollector {
@@ -27,11 +28,13 @@ func newRepoCollector(r *store.Repo) *repoCollector {
 		stored:         prometheus.NewDesc("bes_stored_bytes", "Bytes stored in packs (before erasure coding).", nil, nil),
 		dedup:          prometheus.NewDesc("bes_dedup_ratio", "Bytes protected by all points over bytes stored.", nil, nil),
 		last24:         prometheus.NewDesc("bes_backups_last_24h", "Backups committed in the last 24 hours.", []string{"result"}, nil),
+		drillAge:       prometheus.NewDesc("bes_restore_drill_age_seconds", "Age of the last restore drill.", nil, nil),
+		drillSecs:      prometheus.NewDesc("bes_restore_drill_duration_seconds", "Time to restore of the last restore drill.", []string{"result"}, nil),
 	}
 }
 
 func (c *repoCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.points, c.pointsByVerify, c.bytes, c.stored, c.dedup, c.last24} {
+	for _, d := range []*prometheus.Desc{c.points, c.pointsByVerify, c.bytes, c.stored, c.dedup, c.last24, c.drillAge, c.drillSecs} {
 		ch <- d
 	}
 }
@@ -73,6 +76,14 @@ func (c *repoCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, protected)
 	ch <- prometheus.MustNewConstMetric(c.last24, prometheus.GaugeValue, last24, "success")
+	if d, err := c.repo.LastDrill(ctx); err == nil && d != nil {
+		ch <- prometheus.MustNewConstMetric(c.drillAge, prometheus.GaugeValue, time.Since(d.At).Seconds())
+		res := "passed"
+		if !d.OK {
+			res = "failed"
+		}
+		ch <- prometheus.MustNewConstMetric(c.drillSecs, prometheus.GaugeValue, d.Seconds, res)
+	}
 	if st, err := c.repo.Stats(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.stored, prometheus.GaugeValue, float64(st.PackBytes))
 		ratio := 0.0
