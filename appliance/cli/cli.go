@@ -60,6 +60,9 @@ type globals struct {
 	repo         string
 	passwordFile string
 	keyFile      string
+	server       string // a running daemon's URL (remote commands)
+	token        string // its API token
+	cacert       string // the daemon's certificate (PEM) to trust
 	kekName      string // external KEK provider: account | pam_vault | command
 	kekCommand   string // its secret command
 	json         bool
@@ -114,6 +117,9 @@ func Run(ctx context.Context, args []string, env Env) error {
 	pf.StringVarP(&g.repo, "repo", "r", "", "repository directory (default $BES_REPO)")
 	pf.StringVar(&g.passwordFile, "password-file", "", "read the repository password from a file (default $BES_PASSWORD_FILE)")
 	pf.StringVar(&g.keyFile, "key-file", "", "use a key file instead of a password (default $BES_KEY_FILE)")
+	pf.StringVar(&g.server, "server", "", "a running daemon, https://HOST:PORT (default $BES_SERVER), for policies, run-policy, jobs, retry-job")
+	pf.StringVar(&g.token, "token", "", "API token for --server (default $BES_TOKEN)")
+	pf.StringVar(&g.cacert, "cacert", "", "the daemon's TLS certificate to trust, e.g. DATA/tls/cert.pem (default $BES_CACERT)")
 	pf.StringVar(&g.kekName, "kek", "", "external key-encryption key source: account, pam_vault or command (default $BES_KEK; needs --kek-command)")
 	pf.StringVar(&g.kekCommand, "kek-command", "", "command (run with /bin/sh -c) that prints the external KEK source's secret (default $BES_KEK_COMMAND)")
 	pf.BoolVar(&g.json, "json", false, "machine-readable JSON output")
@@ -124,6 +130,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 		mountCmd(g), verifyCmd(g), scrubCmd(g), catalogCmd(g), serveCmd(g),
 		forgetCmd(g), lockCmd(g), gcCmd(g), reportCmd(g), replicateCmd(g), replicaCmd(g), synthCmd(g), drillCmd(g),
 	)
+	root.AddCommand(remoteCmds(g)...)
 	return root.ExecuteContext(ctx)
 }
 

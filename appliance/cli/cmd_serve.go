@@ -73,7 +73,10 @@ func serveCmd(g *globals) *cobra.Command {
 				for i := 1; i <= 6; i++ {
 					disks = append(disks, filepath.Join(data, "disks", fmt.Sprintf("disk%d", i)))
 				}
-				r, err = store.Init(ctx, store.InitOptions{Dir: dir, Disks: disks, K: 4, M: 2, KEK: kek, Logger: log})
+				if r, err = store.Init(ctx, store.InitOptions{Dir: dir, Disks: disks, K: 4, M: 2, KEK: kek, Logger: log}); err == nil {
+					r.Close() // reopened as the daemon, so the lock names it
+					r, err = store.Open(ctx, store.OpenOptions{Dir: dir, KEK: kek, Write: true, Command: "serve", Logger: log})
+				}
 			}
 			if err != nil {
 				return err
