@@ -61,6 +61,14 @@ func (r *Runner) Run(ctx context.Context) {
 	if r.Log == nil {
 		r.Log = slog.Default()
 	}
+	if r.AutoRetry {
+		// Runs the last stop interrupted are retried first.
+		for _, id := range r.Model.Interrupted() {
+			if n, err := r.Model.Retry(ctx, id, "auto_retry"); err == nil {
+				r.Log.Info("retrying a job interrupted by the last stop", "job", id, "retry", n.ID)
+			}
+		}
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for ctx.Err() == nil {

@@ -204,3 +204,43 @@ func TestProtectedObjectsRPO(t *testing.T) {
 		t.Fatalf("success older than the RPO: %+v", objs)
 	}
 }
+
+// A job the appliance stopped under is failed at the next start and
+// retried first.
+func TestInterruptedJobRetriedAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.m.Assign(ctx, &model.Assignment{PolicyID: f.policy.ID, Host: LocalHost, Paths: []string{f.src}})
+	EnqueuePolicy(ctx, f.m, f.policy, model.JobBackup, "full", "schedule")
+	j, err := f.m.NextJob(ctx) // claimed: running, then the process "dies"
+	if err != nil || j == nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(filepath.Dir(f.repo.Dir()), "appliance.db")
+	m2, err := model.Open(ctx, path, filepath.Join(filepath.Dir(f.repo.Dir()), "model.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if ids := m2.Interrupted(); len(ids) != 1 || ids[0] != j.ID {
+		t.Fatalf("interrupted: %v", ids)
+	}
+	r2 := &Runner{Model: m2, Repo: f.repo, AutoRetry: true, Grace: time.Second}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { r2.Run(rctx); close(done) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		js, _, _ := m2.Jobs(ctx, model.JobFilter{Status: model.StatusSuccess})
+		if len(js) == 1 && js[0].RetryOf == j.ID {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	js, _, _ := m2.Jobs(ctx, model.JobFilter{})
+	if len(js) != 2 || js[0].RetryOf != j.ID || js[0].Status != model.StatusSuccess || js[1].Error != model.ErrInterrupted {
+		t.Fatalf("after restart: %+v", js)
+	}
+}

@@ -75,13 +75,20 @@ func (d *DB) initJobs(ctx context.Context) error {
 		return err
 	}
 	for _, j := range rows {
-		j.Status, j.Error, j.Retryable, j.Finished = StatusFailed, "interrupted: the appliance stopped while it ran", j.Trigger != "retry", time.Now().UTC()
+		j.Status, j.Error, j.Retryable, j.Finished = StatusFailed, ErrInterrupted, j.RetryOf == 0, time.Now().UTC()
 		if err := d.SaveJob(ctx, &j); err != nil {
 			return err
 		}
+		d.interrupted = append(d.interrupted, j.ID)
 	}
 	return nil
 }
+
+// ErrInterrupted is the error of a job the appliance stopped under.
+const ErrInterrupted = "interrupted: the appliance stopped while it ran"
+
+// Interrupted returns the jobs found running (and failed) at open.
+func (d *DB) Interrupted() []int64 { return d.interrupted }
 
 // ErrBusy is returned when a job may not be retried or run now.
 var ErrBusy = errors.New("not allowed now")

@@ -274,8 +274,9 @@ func (p *Policy) Validate() error {
 
 // DB is the model database.
 type DB struct {
-	db  *sql.DB
-	gcm cipher.AEAD
+	db          *sql.DB
+	gcm         cipher.AEAD
+	interrupted []int64 // jobs found running at open
 }
 
 const schema = `
