@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo)
@@ -71,7 +72,10 @@ type User struct {
 }
 
 // DB is the appliance's account database.
-type DB struct{ db *sql.DB }
+type DB struct {
+	db   *sql.DB
+	used sync.Map // token digest (string) -> time.Time of the last last_used write
+}
 
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
@@ -389,7 +393,14 @@ func (d *DB) ByToken(ctx context.Context, secret string) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	d.db.ExecContext(ctx, `UPDATE tokens SET last_used = ? WHERE digest = ?`, time.Now().UnixNano(), digest(secret))
+	// last_used is written at most once a minute per token: a write (and
+	// its fsync) per API request would serialize every client.
+	now := time.Now()
+	key := string(digest(secret))
+	if last, ok := d.used.Load(key); !ok || now.Sub(last.(time.Time)) > time.Minute {
+		d.used.Store(key, now)
+		d.db.ExecContext(ctx, `UPDATE tokens SET last_used = ? WHERE digest = ?`, now.UnixNano(), digest(secret))
+	}
 	u, _, err := d.user(ctx, "id = ?", uid)
 	return u, err
 }

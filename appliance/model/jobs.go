@@ -109,10 +109,23 @@ func (d *DB) Enqueue(ctx context.Context, j *Job) error {
 	return d.SaveJob(ctx, j)
 }
 
-// SaveJob writes a job's state.
+// SaveJob writes a job's state; a finished backup also updates its
+// assignment's last-run summary.
 func (d *DB) SaveJob(ctx context.Context, j *Job) error {
 	doc, _ := json.Marshal(j)
 	if _, err := d.db.ExecContext(ctx, `UPDATE jobs SET status = ?, priority = ?, doc = ? WHERE id = ?`, j.Status, j.Priority, string(doc), j.ID); err != nil {
+		return fmt.Errorf("model: save job %d: %w", j.ID, err)
+	}
+	if j.PolicyID == 0 || j.Finished.IsZero() {
+		return nil
+	}
+	q := `UPDATE assignments SET doc = json_set(doc, '$.last_job', ?, '$.last_status', ?) WHERE policy_id = ? AND host = ? AND coalesce(json_extract(doc, '$.last_job'), 0) <= ?`
+	args := []any{j.ID, j.Status, j.PolicyID, j.Host, j.ID}
+	if j.Status == StatusSuccess || j.Status == StatusWarning {
+		q = `UPDATE assignments SET doc = json_set(doc, '$.last_job', ?, '$.last_status', ?, '$.last_success', ?) WHERE policy_id = ? AND host = ? AND coalesce(json_extract(doc, '$.last_job'), 0) <= ?`
+		args = []any{j.ID, j.Status, j.Finished.UTC().Format(time.RFC3339Nano), j.PolicyID, j.Host, j.ID}
+	}
+	if _, err := d.db.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("model: save job %d: %w", j.ID, err)
 	}
 	return nil
@@ -168,7 +181,7 @@ type JobFilter struct {
 	Offset   int
 }
 
-// Jobs lists jobs newest first and the total matching.
+// Jobs lists a page of jobs newest first; the int is 1 when more follow.
 func (d *DB) Jobs(ctx context.Context, f JobFilter) ([]Job, int, error) {
 	where, args := `1=1`, []any{}
 	if f.Status != "" {
@@ -180,15 +193,18 @@ func (d *DB) Jobs(ctx context.Context, f JobFilter) ([]Job, int, error) {
 	if f.Host != "" {
 		where, args = where+` AND host = ?`, append(args, f.Host)
 	}
-	var total int
-	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE `+where, args...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	js, err := d.jobsWhere(ctx, where+` ORDER BY id DESC LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
-	return js, total, err
+	js, err := d.jobsWhere(ctx, where+` ORDER BY id DESC LIMIT ? OFFSET ?`, append(args, f.Limit+1, f.Offset)...)
+	// No count over the whole table (a million runs cost tens of
+	// milliseconds): the second result is how many more follow this page,
+	// 0 or 1.
+	more := 0
+	if len(js) > f.Limit {
+		js, more = js[:f.Limit], 1
+	}
+	return js, more, err
 }
 
 func (d *DB) jobsWhere(ctx context.Context, where string, args ...any) ([]Job, error) {
@@ -263,6 +279,11 @@ type Assignment struct {
 	State    string    `json:"state"` // active | paused | archived
 	Paths    []string  `json:"paths"` // files and directories, or the disk of an image policy
 	Created  time.Time `json:"created"`
+	// The latest finished run of this policy and host, kept current by
+	// SaveJob so that protected objects and the dashboard read one row.
+	LastJob     int64     `json:"last_job,omitempty"`
+	LastStatus  string    `json:"last_status,omitempty"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
 }
 
 const assignSchema = `
@@ -353,13 +374,15 @@ type ProtectedObject struct {
 	RPOHours     int       `json:"rpo_hours"`
 	LastStatus   string    `json:"last_backup_status"` // success | warning | failed | running | pending | never
 	LastSuccess  time.Time `json:"last_success,omitzero"`
+	LastJob      int64     `json:"last_job,omitempty"`
 	Breach       bool      `json:"rpo_breach"`
 	AtRisk       bool      `json:"at_risk"` // breach, or the last run failed
 }
 
-// ProtectedObjects derives the protected objects from the assignments and
-// their jobs: in breach when the last success is older than the RPO (or
-// never happened and the assignment is older than it).
+// ProtectedObjects derives the protected objects from the assignments
+// (with their last-run summaries) in one pass: in breach when the last
+// success is older than the RPO (or never happened and the assignment is
+// older than it).
 func (d *DB) ProtectedObjects(ctx context.Context, now time.Time) ([]ProtectedObject, error) {
 	as, err := d.Assignments(ctx, 0)
 	if err != nil {
@@ -373,22 +396,19 @@ func (d *DB) ProtectedObjects(ctx context.Context, now time.Time) ([]ProtectedOb
 	for i := range ps {
 		byID[ps[i].ID] = &ps[i]
 	}
-	out := []ProtectedObject{}
+	out := make([]ProtectedObject, 0, len(as))
 	for _, a := range as {
 		p := byID[a.PolicyID]
 		if p == nil {
 			continue
 		}
 		o := ProtectedObject{AssignmentID: a.ID, Type: p.BackupType, Host: a.Host, PolicyID: p.ID, Policy: p.Name, State: a.State,
-			RPOHours: p.RPOHours, LastStatus: "never"}
+			RPOHours: p.RPOHours, LastStatus: a.LastStatus, LastSuccess: a.LastSuccess, LastJob: a.LastJob}
 		if o.RPOHours == 0 {
 			o.RPOHours = 24
 		}
-		if last, err := d.latestRun(ctx, p.ID, a.Host); err == nil && last != nil {
-			o.LastStatus = last.Status
-		}
-		if js, err := d.jobsWhere(ctx, `policy_id = ? AND host = ? AND status IN (?, ?) ORDER BY id DESC LIMIT 1`, p.ID, a.Host, StatusSuccess, StatusWarning); err == nil && len(js) == 1 {
-			o.LastSuccess = js[0].Finished
+		if o.LastStatus == "" {
+			o.LastStatus = "never"
 		}
 		rpo := time.Duration(o.RPOHours) * time.Hour
 		if a.State == "active" {
@@ -402,4 +422,27 @@ func (d *DB) ProtectedObjects(ctx context.Context, now time.Time) ([]ProtectedOb
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// InsertJobs stores finished job records in one transaction (imports, and
+// benchmarks that need a long history); it does not touch assignments.
+func (d *DB) InsertJobs(ctx context.Context, js []Job) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO jobs(status, priority, policy_id, host, created, doc) VALUES(?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range js {
+		j := &js[i]
+		doc, _ := json.Marshal(j)
+		if _, err := st.ExecContext(ctx, j.Status, j.Priority, j.PolicyID, j.Host, j.Created.UnixNano(), string(doc)); err != nil {
+			return fmt.Errorf("model: insert jobs: %w", err)
+		}
+	}
+	return tx.Commit()
 }

@@ -47,12 +47,18 @@ func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ *principa
 	if !s.needModel(w) {
 		return
 	}
+	limit, offset, err := page(r)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
 	ts, err := s.o.Model.Targets(r.Context())
 	if err != nil {
 		modelError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ts, "total": len(ts)})
+	total := len(ts)
+	writeJSON(w, http.StatusOK, map[string]any{"items": ts[min(offset, total):min(offset+limit, total)], "total": total, "limit": limit, "offset": offset})
 }
 
 func (s *Server) getTarget(w http.ResponseWriter, r *http.Request, _ *principal) {
@@ -108,12 +114,18 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, _ *princip
 	if !s.needModel(w) {
 		return
 	}
-	ps, err := s.o.Model.Policies(r.Context())
+	limit, offset, err := page(r)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	ps, err := s.policies(r.Context())
 	if err != nil {
 		modelError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ps, "total": len(ps)})
+	total := len(ps)
+	writeJSON(w, http.StatusOK, map[string]any{"items": ps[min(offset, total):min(offset+limit, total)], "total": total, "limit": limit, "offset": offset})
 }
 
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, _ *principal) {
@@ -150,6 +162,8 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, _ *principal)
 		modelError(w, err)
 		return
 	}
+	s.pols.invalidate()
+	s.objs.invalidate()
 	writeJSON(w, code, p)
 }
 
@@ -162,6 +176,8 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, _ *princip
 		modelError(w, err)
 		return
 	}
+	s.pols.invalidate()
+	s.objs.invalidate()
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -213,6 +229,7 @@ func (s *Server) assignHost(w http.ResponseWriter, r *http.Request, _ *principal
 		modelError(w, err)
 		return
 	}
+	s.objs.invalidate()
 	writeJSON(w, http.StatusCreated, a)
 }
 
@@ -245,12 +262,12 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ *principal) 
 			return
 		}
 	}
-	js, total, err := s.o.Model.Jobs(r.Context(), f)
+	js, more, err := s.o.Model.Jobs(r.Context(), f)
 	if err != nil {
 		modelError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": js, "total": total, "limit": limit, "offset": offset})
+	writeJSON(w, http.StatusOK, map[string]any{"items": js, "has_more": more > 0, "limit": limit, "offset": offset})
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, _ *principal) {
@@ -325,7 +342,7 @@ func (s *Server) protectedObjects(w http.ResponseWriter, r *http.Request, _ *pri
 		return
 	}
 	q := r.URL.Query()
-	objs, err := s.o.Model.ProtectedObjects(r.Context(), time.Now())
+	objs, err := s.protected(r.Context())
 	if err != nil {
 		modelError(w, err)
 		return

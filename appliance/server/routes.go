@@ -2,7 +2,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path"
 	"sort"
 	"strconv"
@@ -447,7 +449,24 @@ func (s *Server) deletePoint(w http.ResponseWriter, r *http.Request, _ *principa
 	problem(w, http.StatusNotImplemented, "not implemented yet", "points are forgotten by the retention engine and bes forget; the daemon's own writer arrives with the job queue")
 }
 
-func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, _ *principal) {
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal) {
+	v, err := s.dash.get(func() (any, error) {
+		rec := httptest.NewRecorder()
+		s.dashboardNow(rec, r, p)
+		if rec.Code != http.StatusOK {
+			return nil, errors.New(rec.Body.String())
+		}
+		return rec.Body.Bytes(), nil
+	})
+	if err != nil {
+		problem(w, http.StatusInternalServerError, "dashboard", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(v.([]byte))
+}
+
+func (s *Server) dashboardNow(w http.ResponseWriter, r *http.Request, _ *principal) {
 	ps, err := s.o.Repo.Points(r.Context(), catalog.PointFilter{})
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "dashboard", err.Error())
@@ -468,7 +487,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, _ *principal)
 	counts := map[string]int{"protected": 0, "at_risk": 0, "rpo_breach": 0, "unprotected_hosts": 0}
 	var breaches []model.ProtectedObject
 	if s.o.Model != nil {
-		if objs, err := s.o.Model.ProtectedObjects(r.Context(), time.Now()); err == nil {
+		if objs, err := s.protected(r.Context()); err == nil {
 			assigned := map[string]bool{}
 			for _, o := range objs {
 				if o.State != "active" {
@@ -512,11 +531,12 @@ func (s *Server) exceptions(r *http.Request, verifyFailed int) map[string]any {
 		return out
 	}
 	ctx := r.Context()
-	if js, _, err := s.o.Model.Jobs(ctx, model.JobFilter{Status: model.StatusFailed, Limit: 100}); err == nil {
-		var failed []model.Job
-		for _, j := range js {
-			if latest, _, err := s.o.Model.Jobs(ctx, model.JobFilter{PolicyID: j.PolicyID, Host: j.Host, Limit: 1}); err == nil && len(latest) == 1 && latest[0].ID == j.ID {
-				failed = append(failed, j) // the latest run of its policy and host failed
+	if objs, err := s.protected(ctx); err == nil {
+		var failed []any
+		for _, o := range objs {
+			if o.LastStatus == model.StatusFailed { // the latest run of this policy and host failed
+				failed = append(failed, map[string]any{"job_id": o.LastJob, "policy_id": o.PolicyID, "host": o.Host,
+					"retry": fmt.Sprintf("/api/v1/jobs/%d/retry", o.LastJob)})
 			}
 		}
 		if failed != nil {

@@ -56,6 +56,60 @@ type Server struct {
 	mux    *http.ServeMux
 	limit  *limiter
 	reg    *prometheus.Registry
+
+	// Derived views recomputed at most once a second (dashboards tolerate
+	// a second of staleness; ten thousand objects need not be recounted
+	// for every request). One computation at a time: concurrent callers
+	// wait for it and share its result.
+	objs, dash, pols view
+}
+
+// view is a value recomputed at most once per viewTTL.
+type view struct {
+	mu  sync.Mutex
+	at  time.Time
+	val any
+}
+
+const viewTTL = time.Second
+
+func (v *view) get(compute func() (any, error)) (any, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.val != nil && time.Since(v.at) < viewTTL {
+		return v.val, nil
+	}
+	val, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	v.val, v.at = val, time.Now()
+	return val, nil
+}
+
+// invalidate drops the cached value (after a change).
+func (v *view) invalidate() {
+	v.mu.Lock()
+	v.val = nil
+	v.mu.Unlock()
+}
+
+// protected returns the protected objects (a view).
+func (s *Server) protected(ctx context.Context) ([]model.ProtectedObject, error) {
+	v, err := s.objs.get(func() (any, error) { return s.o.Model.ProtectedObjects(ctx, time.Now()) })
+	if err != nil {
+		return nil, err
+	}
+	return v.([]model.ProtectedObject), nil
+}
+
+// policies returns the policies (a view, dropped on every policy change).
+func (s *Server) policies(ctx context.Context) ([]model.Policy, error) {
+	v, err := s.pols.get(func() (any, error) { return s.o.Model.Policies(ctx) })
+	if err != nil {
+		return nil, err
+	}
+	return v.([]model.Policy), nil
 }
 
 // New builds the server and its route table.
