@@ -41,6 +41,7 @@ test-race:
 # local disk set and to S3 (BENCH_LIFECYCLE_OUT is its BENCH_OUT).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/... ./agent/... ./diskimg/...
+	$(GO) test -run '^$$' -bench . -benchtime 500x -timeout 30m ./appliance/server/
 	BENCH_OUT=$${BENCH_LIFECYCLE_OUT:-bench-lifecycle.json} scripts/bench-lifecycle.sh $(BIN)/bes
 
 # Then disk images (needs root): BENCH_IMAGE_OUT / BENCH_IMAGE_DIR are its
