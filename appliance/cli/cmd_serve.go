@@ -130,7 +130,7 @@ func serveCmd(g *globals) *cobra.Command {
 			} else {
 				log.Warn("board metrics unavailable", "err", err)
 			}
-			runner := &jobs.Runner{Model: md, Repo: r, Log: log, AutoRetry: *conf.Jobs.AutoRetry, Grace: 10 * time.Second,
+			runner := &jobs.Runner{Model: md, Repo: r, Log: log, AutoRetry: *conf.Jobs.AutoRetry, Grace: conf.Jobs.StopGrace.Duration,
 				OpenGC: func(ctx context.Context) (*store.Repo, error) {
 					return store.Open(ctx, store.OpenOptions{Dir: dir, KEK: kek, GC: true, Command: "gc", Logger: log})
 				}}
@@ -170,7 +170,7 @@ func serveCmd(g *globals) *cobra.Command {
 				}()
 			}
 			context.AfterFunc(ctx, func() { daemon.SdNotify(false, daemon.SdNotifyStopping) })
-			err = srv.Serve(ctx, ln, cert, 15*time.Second)
+			err = srv.Serve(ctx, ln, cert, conf.Jobs.StopGrace.Duration+5*time.Second)
 			fmt.Fprintln(g.env.Stderr, "bes serve: stopped")
 			return err
 		},

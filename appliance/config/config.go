@@ -26,8 +26,9 @@ type Config struct {
 		Key  string `toml:"key"`
 	} `toml:"tls"`
 	Jobs struct {
-		AutoRetry  *bool  `toml:"auto_retry"`  // default true
-		GCSchedule string `toml:"gc_schedule"` // cron; default "30 4 * * *"
+		AutoRetry  *bool    `toml:"auto_retry"`  // default true
+		GCSchedule string   `toml:"gc_schedule"` // cron; default "30 4 * * *"
+		StopGrace  duration `toml:"stop_grace"`  // how long a running job may finish after SIGTERM; default 10s
 	} `toml:"jobs"`
 	Capacity struct {
 		Interval duration `toml:"interval"` // default 5m
@@ -53,6 +54,7 @@ func Default() *Config {
 	t := true
 	c.Jobs.AutoRetry = &t
 	c.Jobs.GCSchedule = "30 4 * * *"
+	c.Jobs.StopGrace = duration{10 * time.Second}
 	c.Capacity.Interval = duration{5 * time.Minute}
 	return c
 }

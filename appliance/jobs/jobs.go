@@ -85,11 +85,8 @@ func (r *Runner) Run(ctx context.Context) {
 			continue
 		}
 		jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		stop := context.AfterFunc(ctx, func() {
-			t := time.AfterFunc(r.Grace, cancel)
-			_ = t
-		})
-		r.execute(jctx, j)
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(r.Grace, cancel) })
+		r.executeStopping(jctx, j, ctx)
 		stop()
 		cancel()
 	}
@@ -103,6 +100,17 @@ func (r *Runner) RunOne(ctx context.Context) (*model.Job, error) {
 	}
 	r.execute(ctx, j)
 	return r.Model.Job(ctx, j.ID)
+}
+
+// executeStopping runs a job; one cut off because the runner stopped
+// (stopping ended and the grace time ran out) is recorded as interrupted,
+// retryable, so that the next start retries it.
+func (r *Runner) executeStopping(ctx context.Context, j *model.Job, stopping context.Context) {
+	r.execute(ctx, j)
+	if stopping.Err() != nil && j.Status == model.StatusFailed && ctx.Err() != nil {
+		j.Error, j.Retryable = model.ErrInterrupted, j.RetryOf == 0
+		r.Model.SaveJob(context.WithoutCancel(ctx), j)
+	}
 }
 
 func (r *Runner) execute(ctx context.Context, j *model.Job) {

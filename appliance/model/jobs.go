@@ -69,7 +69,8 @@ func (d *DB) initJobs(ctx context.Context) error {
 	if _, err := d.db.ExecContext(ctx, jobsSchema); err != nil {
 		return fmt.Errorf("model: jobs: %w", err)
 	}
-	// A job left running by a process that died is failed, retryable.
+	// A job left running by a process that died is failed, retryable;
+	// with those cut off by the last stop, it is retried at the next start.
 	rows, err := d.jobsWhere(ctx, `status = ?`, StatusRunning)
 	if err != nil {
 		return err
@@ -79,6 +80,12 @@ func (d *DB) initJobs(ctx context.Context) error {
 		if err := d.SaveJob(ctx, &j); err != nil {
 			return err
 		}
+	}
+	cut, err := d.jobsWhere(ctx, `status = ? AND json_extract(doc, '$.error') = ? AND json_extract(doc, '$.retryable') ORDER BY id`, StatusFailed, ErrInterrupted)
+	if err != nil {
+		return err
+	}
+	for _, j := range cut {
 		d.interrupted = append(d.interrupted, j.ID)
 	}
 	return nil
