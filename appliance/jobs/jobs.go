@@ -157,6 +157,8 @@ func permanent(format string, a ...any) error { return &permanentError{fmt.Error
 func (r *Runner) run(ctx context.Context, j *model.Job) error {
 	switch j.Kind {
 	case model.JobBackup, model.JobSynth:
+	case model.JobRestore:
+		return r.restore(ctx, j)
 	case model.JobGC:
 		if r.OpenGC == nil {
 			return permanent("no garbage collector configured")
@@ -276,4 +278,28 @@ func EnqueuePolicy(ctx context.Context, m *model.DB, p *model.Policy, kind, mode
 		out = append(out, j)
 	}
 	return out, nil
+}
+
+// restore restores files of a point (j.PointID) to j.Target on host local.
+func (r *Runner) restore(ctx context.Context, j *model.Job) error {
+	if j.Host != LocalHost {
+		return permanent("host %s: restores to other hosts go through their agent, which is not connected", j.Host)
+	}
+	p, err := r.Repo.FindPoint(ctx, j.PointID)
+	if err != nil {
+		return permanent("restore point %s: %v", j.PointID, err)
+	}
+	if p.Kind != store.KindFile {
+		return permanent("point %s is an image point: use an image restore", p.ID)
+	}
+	sum, err := agent.Restore(ctx, r.Repo, p, agent.RestoreOptions{Target: j.Target, Includes: j.Paths, Overwrite: j.Overwrite, Logger: r.Log})
+	if err != nil {
+		return err
+	}
+	j.BytesTransferred = sum.Bytes
+	if len(sum.Errors) > 0 || len(sum.Skipped) > 0 {
+		j.Status = model.StatusWarning
+		j.Error = fmt.Sprintf("%d errors, %d existing files left alone", len(sum.Errors), len(sum.Skipped))
+	}
+	return nil
 }

@@ -244,3 +244,24 @@ func TestInterruptedJobRetriedAfterRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v", js)
 	}
 }
+
+func TestRestoreJob(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.m.Assign(ctx, &model.Assignment{PolicyID: f.policy.ID, Host: LocalHost, Paths: []string{f.src}})
+	EnqueuePolicy(ctx, f.m, f.policy, model.JobBackup, "full", "manual")
+	b, _ := f.r.RunOne(ctx)
+	target := filepath.Join(t.TempDir(), "out")
+	j := model.Job{Kind: model.JobRestore, Host: LocalHost, PointID: b.PointID, Target: target, Priority: model.PriorityHigh, Trigger: "manual", Attempt: 1}
+	if err := f.m.Enqueue(ctx, &j); err != nil {
+		t.Fatal(err)
+	}
+	done, err := f.r.RunOne(ctx)
+	if err != nil || done.Status != model.StatusSuccess {
+		t.Fatalf("restore job: %+v %v", done, err)
+	}
+	got, err := os.ReadFile(filepath.Join(target, f.src, "d", "a.txt"))
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("restored file: %q %v", got, err)
+	}
+}

@@ -36,6 +36,8 @@ type Job struct {
 	PolicyID         int64     `json:"policy_id,omitempty"`
 	Host             string    `json:"host,omitempty"`
 	Paths            []string  `json:"paths,omitempty"`
+	Target           string    `json:"target,omitempty"`    // restores: where to
+	Overwrite        bool      `json:"overwrite,omitempty"` // restores: replace existing files
 	Priority         int       `json:"priority"`
 	Status           string    `json:"status"`
 	Trigger          string    `json:"trigger"` // schedule | manual | retry | catch_up

@@ -49,7 +49,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/restore-points/{id}", perm: v, summary: "one restore point", tag: "restore-points", handle: s.getPoint},
 		{method: "GET", path: "/api/v1/restore-points/{id}/browse", perm: v, summary: "the entries of a directory of a file point (path)", tag: "restore-points", handle: s.browsePoint},
 		{method: "GET", path: "/api/v1/restore-points/{id}/search", perm: v, summary: "entries of a file point matching a glob (q, limit)", tag: "restore-points", handle: s.searchPoint},
-		{method: "POST", path: "/api/v1/restore-points/{id}/restore", perm: auth.PermRestore, summary: "restore files (up to 10,000 paths) to a target path and host", tag: "restore-points", handle: todo("restore jobs"), audit: "restore.files"},
+		{method: "POST", path: "/api/v1/restore-points/{id}/restore", perm: auth.PermRestore, summary: "restore files (up to 10,000 paths; none: all) to an absolute target path on a host, optionally overwriting: queues a high-priority restore job", tag: "restore-points", handle: s.restoreFiles, audit: "restore.files"},
 		{method: "POST", path: "/api/v1/restore-points/{id}/image-restore", perm: auth.PermRestore, summary: "restore a disk image to a target", tag: "restore-points", handle: todo("image restore jobs"), audit: "restore.image"},
 		{method: "DELETE", path: "/api/v1/restore-points/{id}", perm: auth.PermAdmin, summary: "forget a restore point (refused while it is locked)", tag: "restore-points", handle: s.deletePoint, audit: "point.delete"},
 		{method: "GET", path: "/api/v1/policies", perm: v, summary: "list policies", tag: "policies", handle: s.listPolicies},
@@ -555,4 +555,76 @@ func (s *Server) exceptions(r *http.Request, verifyFailed int) map[string]any {
 		}
 	}
 	return out
+}
+
+func (s *Server) restoreFiles(w http.ResponseWriter, r *http.Request, _ *principal) {
+	if !s.needModel(w) {
+		return
+	}
+	p := s.findPoint(w, r)
+	if p == nil {
+		return
+	}
+	var in struct {
+		Paths     []string `json:"paths"`
+		Target    string   `json:"target"`
+		Host      string   `json:"host"`
+		Overwrite bool     `json:"overwrite"`
+	}
+	if err := readJSON(r, &in); err != nil {
+		problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	if in.Host == "" {
+		in.Host = "local"
+	}
+	if len(in.Paths) > 10000 {
+		problem(w, http.StatusUnprocessableEntity, "too many paths", fmt.Sprintf("%d paths: at most 10,000 per restore", len(in.Paths)))
+		return
+	}
+	if err := checkRestoreTarget(in.Target); err != nil {
+		problem(w, http.StatusUnprocessableEntity, "bad target", err.Error())
+		return
+	}
+	for _, ip := range in.Paths {
+		if ip == "" || manifest.ValidPath(strings.Trim(ip, "/")) != nil {
+			problem(w, http.StatusUnprocessableEntity, "bad path", fmt.Sprintf("path %q: a path inside the point (no '..', no empty components)", ip))
+			return
+		}
+	}
+	if p.Kind != store.KindFile {
+		problem(w, http.StatusUnprocessableEntity, "image point", "files are restored from file points; use image-restore")
+		return
+	}
+	j := model.Job{Kind: model.JobRestore, Host: in.Host, PointID: p.ID, Paths: in.Paths, Target: in.Target, Overwrite: in.Overwrite,
+		Priority: model.PriorityHigh, Trigger: "manual", Attempt: 1}
+	if err := s.o.Model.Enqueue(r.Context(), &j); err != nil {
+		modelError(w, err)
+		return
+	}
+	if s.o.Wake != nil {
+		s.o.Wake()
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// checkRestoreTarget refuses anything but a clean absolute path outside
+// the system's own directories.
+func checkRestoreTarget(t string) error {
+	if t == "" || !path.IsAbs(t) {
+		return fmt.Errorf("target %q: an absolute path is required", t)
+	}
+	if path.Clean(t) != strings.TrimSuffix(t, "/") && path.Clean(t) != t {
+		return fmt.Errorf("target %q: not a clean path (no '.', '..' or repeated '/')", t)
+	}
+	for _, seg := range strings.Split(t, "/") {
+		if seg == ".." || seg == "." {
+			return fmt.Errorf("target %q: no '.' or '..' components", t)
+		}
+	}
+	switch path.Clean(t) {
+	case "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/var":
+		return fmt.Errorf("target %q: restoring over a system directory is refused (restore into a directory of its own)", t)
+	}
+	return nil
 }

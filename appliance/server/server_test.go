@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"bes/agent"
 	"bes/appliance/auth"
 	"bes/appliance/model"
 	"bes/store"
@@ -408,4 +409,47 @@ func TestBadInput(t *testing.T) {
 	if _, body, _ := e.do(nil, "GET", "/api/v1/storage-targets", e.adminT, nil); !bytes.Contains(body, []byte(`"total": 0`)) {
 		t.Errorf("something was created: %s", body)
 	}
+}
+
+func TestRestoreRequestValidation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// A point to restore from.
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644)
+	p := restorePoint(t, e, src)
+	u := "/api/v1/restore-points/" + p + "/restore"
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		want int
+	}{
+		{"relative target", map[string]any{"target": "tmp/x"}, 422},
+		{"dotdot target", map[string]any{"target": "/tmp/../etc"}, 422},
+		{"system dir", map[string]any{"target": "/etc"}, 422},
+		{"traversal in path", map[string]any{"target": "/tmp/r", "paths": []string{"../../etc/passwd"}}, 422},
+		{"too many paths", map[string]any{"target": "/tmp/r", "paths": make([]string, 10001)}, 422},
+		{"ok", map[string]any{"target": filepath.Join(t.TempDir(), "r"), "paths": []string{"/a.txt"}}, 202},
+	} {
+		if code, body, _ := e.do(nil, "POST", u, e.adminT, tc.body); code != tc.want {
+			t.Errorf("%s: %d, want %d (%s)", tc.name, code, tc.want, body)
+		}
+	}
+	if code, _, _ := e.do(nil, "POST", "/api/v1/restore-points/nosuch/restore", e.adminT, map[string]any{"target": "/tmp/r"}); code != 404 {
+		t.Errorf("missing point: %d", code)
+	}
+	js, _, _ := e.s.o.Model.Jobs(ctx, model.JobFilter{})
+	if len(js) != 1 || js[0].Kind != model.JobRestore || js[0].Priority != model.PriorityHigh {
+		t.Fatalf("queued: %+v", js)
+	}
+}
+
+// restorePoint backs src up with the agent and returns the point ID.
+func restorePoint(t *testing.T, e *env, src string) string {
+	t.Helper()
+	p, err := agent.Backup(context.Background(), e.s.o.Repo, agent.BackupOptions{Paths: []string{src}, Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.ID
 }
