@@ -51,7 +51,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/restore-points/{id}/search", perm: v, summary: "entries of a file point matching a glob (q, limit)", tag: "restore-points", handle: s.searchPoint},
 		{method: "POST", path: "/api/v1/restore-points/{id}/restore", perm: auth.PermRestore, summary: "restore files (up to 10,000 paths; none: all) to an absolute target path on a host, optionally overwriting: queues a high-priority restore job", tag: "restore-points", handle: s.restoreFiles, audit: "restore.files"},
 		{method: "POST", path: "/api/v1/restore-points/{id}/image-restore", perm: auth.PermRestore, summary: "restore a disk image to a target", tag: "restore-points", handle: todo("image restore jobs"), audit: "restore.image"},
-		{method: "DELETE", path: "/api/v1/restore-points/{id}", perm: auth.PermAdmin, summary: "forget a restore point (refused while it is locked)", tag: "restore-points", handle: s.deletePoint, audit: "point.delete"},
+		{method: "DELETE", path: "/api/v1/restore-points/{id}", perm: auth.PermAdmin, summary: "forget a restore point (refused while it is locked; space comes back with gc)", tag: "restore-points", handle: s.deletePoint, audit: "point.delete"},
 		{method: "GET", path: "/api/v1/policies", perm: v, summary: "list policies", tag: "policies", handle: s.listPolicies},
 		{method: "POST", path: "/api/v1/policies", perm: m, summary: "create a policy", tag: "policies", handle: s.putPolicy, audit: "policy.create"},
 		{method: "GET", path: "/api/v1/policies/{id}", perm: v, summary: "one policy", tag: "policies", handle: s.getPolicy},
@@ -446,7 +446,19 @@ func (s *Server) searchPoint(w http.ResponseWriter, r *http.Request, _ *principa
 var errStop = errors.New("stop")
 
 func (s *Server) deletePoint(w http.ResponseWriter, r *http.Request, _ *principal) {
-	problem(w, http.StatusNotImplemented, "not implemented yet", "points are forgotten by the retention engine and bes forget; the daemon's own writer arrives with the job queue")
+	p := s.findPoint(w, r)
+	if p == nil {
+		return
+	}
+	_, err := s.o.Repo.Forget(r.Context(), []string{p.ID})
+	switch {
+	case errors.Is(err, store.ErrPointLocked):
+		problem(w, http.StatusConflict, "point is locked", err.Error())
+	case err != nil:
+		problem(w, http.StatusInternalServerError, "forget", err.Error())
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -10,10 +10,12 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"bes/agent"
 	"bes/appliance/auth"
@@ -36,6 +38,8 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
+	// Locked points' shard files get the immutable attribute (as root).
+	t.Cleanup(func() { exec.Command("chattr", "-R", "-i", dir).Run() })
 	repo, err := store.Init(ctx, store.InitOptions{Dir: filepath.Join(dir, "repo"), K: 1, M: 1, KEK: crypt.Passphrase([]byte("pw"))})
 	if err != nil {
 		t.Fatal(err)
@@ -452,4 +456,24 @@ func restorePoint(t *testing.T, e *env, src string) string {
 		t.Fatal(err)
 	}
 	return p.ID
+}
+
+func TestDeletePointRefusedWhileLocked(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644)
+	id := restorePoint(t, e, src)
+	if _, err := e.s.o.Repo.Lock(context.Background(), id, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := e.do(nil, "DELETE", "/api/v1/restore-points/"+id, e.adminT, nil); code != 409 {
+		t.Fatalf("delete locked point: %d %s", code, body)
+	}
+	id2 := restorePoint(t, e, src)
+	if code, body, _ := e.do(nil, "DELETE", "/api/v1/restore-points/"+id2, e.adminT, nil); code != 204 {
+		t.Fatalf("delete point: %d %s", code, body)
+	}
+	if code, _, _ := e.do(nil, "GET", "/api/v1/restore-points/"+id2, e.adminT, nil); code != 404 {
+		t.Fatalf("deleted point still there: %d", code)
+	}
 }
