@@ -25,7 +25,6 @@ import (
 type daemon struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	url    string
 	stderr *logBuf
 	done   chan error
 }
