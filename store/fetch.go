@@ -14,7 +14,7 @@ import (
 
 // FetchOptions tunes Fetch. The zero value means the defaults.
 type FetchOptions struct {
-	Workers int // parallel readers; default max(2, GOMAXPROCS)
+	Workers int // parallel readers; default GOMAXPROCS+1 (one waits for the disks)
 	// Order, when set, gives each chunk a position in the output (a disk
 	// offset, say); read units are then taken in the order of the first
 	// position they serve, so the output is written roughly front to back
@@ -53,7 +53,7 @@ func Fetch[V any](ctx context.Context, r *Repo, want map[crypt.ID]V, o FetchOpti
 	}
 	workers := o.Workers
 	if workers <= 0 {
-		workers = max(2, runtime.GOMAXPROCS(0))
+		workers = runtime.GOMAXPROCS(0) + 1 // one more than the CPUs: a reader waits for the disks
 	}
 	for k := 0; k < min(len(units), fetchAhead*workers); k++ { // the first rounds
 		v := units[k]

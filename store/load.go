@@ -148,7 +148,7 @@ type BlobFunc func(l catalog.Location, data []byte) error
 // instead of fn.
 func (r *Repo) ReadPackBlobs(ctx context.Context, pk string, locs []catalog.Location, fn BlobFunc, onErr func(catalog.Location, error) error) error {
 	sort.Slice(locs, func(i, j int) bool { return locs[i].Offset < locs[j].Offset })
-	const maxGap, maxSpan = 256 << 10, 4 << 20
+	const maxGap, maxSpan = 256 << 10, 1 << 20 // small reads keep each worker's buffers small
 	buf, plain := r.bufs.get(0), r.bufs.get(0)
 	defer func() { r.bufs.put(buf); r.bufs.put(plain) }()
 	for i := 0; i < len(locs); {

@@ -282,7 +282,7 @@ func (d *DB) user(ctx context.Context, where string, arg any) (*User, string, er
 func (d *DB) Login(ctx context.Context, name, pw string) (*User, error) {
 	u, h, err := d.user(ctx, "name = ?", name)
 	if errors.Is(err, ErrNoSuchUser) {
-		CheckPassword(pw, dummyHash) // same time whether or not the user exists
+		CheckPassword(pw, dummyHash()) // same time whether or not the user exists
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
@@ -294,7 +294,13 @@ func (d *DB) Login(ctx context.Context, name, pw string) (*User, error) {
 	return u, nil
 }
 
-var dummyHash, _ = HashPassword("dummy password for timing")
+// dummyHash is a hash to check unknown users against, made on first use
+// (not at program start: argon2id takes 19 MiB, and every bes command
+// would pay for it).
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("dummy password for timing")
+	return h
+})
 
 // SetPassword changes a user's password and clears must-change.
 func (d *DB) SetPassword(ctx context.Context, id int64, pw string) error {

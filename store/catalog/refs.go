@@ -134,7 +134,7 @@ func adjust(cctx context.Context, tx *sql.Tx, refs []Ref, now int64) error {
 			byDelta[r.N] = append(byDelta[r.N], r.ID)
 		}
 	}
-	const batch = 50000
+	const batch = 2000 // IDs per statement: SQLite parses each JSON list into memory
 	for n, ids := range byDelta {
 		slices.SortFunc(ids, func(a, b ChunkID) int { return bytes.Compare(a[:], b[:]) })
 		ids = slices.Compact(ids)
