@@ -110,7 +110,7 @@ func TestManifestStreamAndPoint(t *testing.T) {
 	r := testRepo(t, 2, 1)
 	s, _ := r.NewSaver(SaverOptions{})
 	mw := r.NewManifestWriter(ctx, s)
-	data := testManifest(t, 30000, nil)
+	data := testManifest(t, 150000, nil) // > 1 MiB, the largest tree blob: always cut
 	mw.Write(data)
 	refs, err := mw.Close()
 	if err != nil || len(refs) < 2 {
