@@ -1,10 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path"
 	"sort"
 	"strconv"
@@ -463,12 +463,12 @@ func (s *Server) deletePoint(w http.ResponseWriter, r *http.Request, _ *principa
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p *principal) {
 	v, err := s.dash.get(func() (any, error) {
-		rec := httptest.NewRecorder()
+		rec := &bufferWriter{header: http.Header{}, code: http.StatusOK}
 		s.dashboardNow(rec, r, p)
-		if rec.Code != http.StatusOK {
-			return nil, errors.New(rec.Body.String())
+		if rec.code != http.StatusOK {
+			return nil, errors.New(rec.body.String())
 		}
-		return rec.Body.Bytes(), nil
+		return rec.body.Bytes(), nil
 	})
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "dashboard", err.Error())
@@ -640,3 +640,15 @@ func checkRestoreTarget(t string) error {
 	}
 	return nil
 }
+
+// bufferWriter is an http.ResponseWriter into memory (a view's body is
+// computed once and served to many).
+type bufferWriter struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferWriter) Header() http.Header         { return b.header }
+func (b *bufferWriter) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferWriter) WriteHeader(code int)        { b.code = code }
