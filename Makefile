@@ -20,7 +20,7 @@ run: build
 # generators, e2fsprogs/dosfstools/mtools/util-linux for disk fixtures,
 # fdisk (sfdisk), gdisk (sgdisk) and mount (losetup) for partition tables,
 # fuse3 (fusermount3) for bes mount, bc/time for scripts.
-TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs fdisk gdisk dosfstools mtools mount fuse3 bc time
+TEST_DEBS := gcc libc6-dev python3 util-linux e2fsprogs fdisk gdisk dosfstools mtools mount fuse3 bc time openssl
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
