@@ -237,7 +237,7 @@ func TestLockHoldsAgainstForgetGCRebuildAndClock(t *testing.T) {
 		t.Fatalf("forget of a locked point: %v", err)
 	}
 	// A shorter lock never shortens it.
-	if res, err := r.Lock(ctx, p.ID, until.Add(-time.Hour)); err != nil || !res.Until.Equal(until.UTC().Truncate(0)) && res.Until.Before(until.Add(-time.Second)) {
+	if res, err := r.Lock(ctx, p.ID, until.Add(-time.Hour)); err != nil || res.Until.Before(until.Add(-time.Second)) {
 		t.Fatalf("shorter lock: %+v %v", res, err)
 	}
 	if res.Immutable > 0 {

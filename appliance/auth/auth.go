@@ -15,7 +15,6 @@ import (
 	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -494,6 +493,3 @@ func (d *DB) AuditLog(ctx context.Context, before int64, limit int) ([]AuditEntr
 	}
 	return out, rows.Err()
 }
-
-// HexDigest is a token's digest for logs (never the token).
-func HexDigest(secret string) string { return hex.EncodeToString(digest(secret)[:6]) }

@@ -213,15 +213,28 @@ func (g *globals) prompt(f *os.File, msg string) (string, error) {
 
 // open opens the repository; write takes the writer lock.
 func (g *globals) open(ctx context.Context, write bool, command string) (*store.Repo, error) {
-	dir, err := g.repoDir()
-	if err != nil {
-		return nil, err
+	return g.openWith(ctx, store.OpenOptions{Write: write, Command: command})
+}
+
+// openWith opens a repository with o, filling in what the command line
+// gives: the repository (--repo), its key, the logger and the environment.
+func (g *globals) openWith(ctx context.Context, o store.OpenOptions) (*store.Repo, error) {
+	if o.Dir == "" {
+		dir, err := g.repoDir()
+		if err != nil {
+			return nil, err
+		}
+		o.Dir = dir
 	}
-	kek, err := g.kek(false)
-	if err != nil {
-		return nil, err
+	if o.KEK == nil {
+		kek, err := g.kek(false)
+		if err != nil {
+			return nil, err
+		}
+		o.KEK = kek
 	}
-	return store.Open(ctx, store.OpenOptions{Dir: dir, KEK: kek, Write: write, Command: command, Logger: g.log, Getenv: g.env.Getenv})
+	o.Logger, o.Getenv = g.log, g.env.Getenv
+	return store.Open(ctx, o)
 }
 
 func (g *globals) printJSON(v any) error {

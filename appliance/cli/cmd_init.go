@@ -76,7 +76,7 @@ func initCmd(g *globals) *cobra.Command {
 						return err
 					}
 				}
-				src, err := store.Open(cmd.Context(), store.OpenOptions{Dir: o.replicaOf, KEK: skek, Logger: g.log, Getenv: g.env.Getenv})
+				src, err := g.openWith(cmd.Context(), store.OpenOptions{Dir: o.replicaOf, KEK: skek})
 				if err != nil {
 					return fmt.Errorf("--replica-of: %w", err)
 				}

@@ -183,15 +183,7 @@ func gcCmd(g *globals) *cobra.Command {
 		Short: "free the space of chunks no restore point references (safe while backups run)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := g.repoDir()
-			if err != nil {
-				return err
-			}
-			kek, err := g.kek(false)
-			if err != nil {
-				return err
-			}
-			r, err := store.Open(cmd.Context(), store.OpenOptions{Dir: dir, KEK: kek, GC: true, Command: "gc", Logger: g.log, Getenv: g.env.Getenv})
+			r, err := g.openWith(cmd.Context(), store.OpenOptions{GC: true, Command: "gc"})
 			if err != nil {
 				return err
 			}
@@ -453,7 +445,7 @@ func replicateCmd(g *globals) *cobra.Command {
 // replicateTo opens a replica and copies into it, printing a summary
 // unless --json.
 func (g *globals) replicateTo(ctx context.Context, src *store.Repo, to string, kek crypt.KEKProvider, o store.ReplicateOptions) (*store.ReplicateReport, error) {
-	dst, err := store.Open(ctx, store.OpenOptions{Dir: to, KEK: kek, Write: true, Command: "replicate", Logger: g.log, Getenv: g.env.Getenv})
+	dst, err := g.openWith(ctx, store.OpenOptions{Dir: to, KEK: kek, Write: true, Command: "replicate"})
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}

@@ -57,8 +57,7 @@ func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ *principa
 		modelError(w, err)
 		return
 	}
-	total := len(ts)
-	writeJSON(w, http.StatusOK, map[string]any{"items": ts[min(offset, total):min(offset+limit, total)], "total": total, "limit": limit, "offset": offset})
+	writePage(w, ts, limit, offset)
 }
 
 func (s *Server) getTarget(w http.ResponseWriter, r *http.Request, _ *principal) {
@@ -124,8 +123,7 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, _ *princip
 		modelError(w, err)
 		return
 	}
-	total := len(ps)
-	writeJSON(w, http.StatusOK, map[string]any{"items": ps[min(offset, total):min(offset+limit, total)], "total": total, "limit": limit, "offset": offset})
+	writePage(w, ps, limit, offset)
 }
 
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, _ *principal) {
@@ -360,7 +358,5 @@ func (s *Server) protectedObjects(w http.ResponseWriter, r *http.Request, _ *pri
 		}
 		out = append(out, o)
 	}
-	total := len(out)
-	out = out[min(offset, total):min(offset+limit, total)]
-	writeJSON(w, http.StatusOK, map[string]any{"items": out, "total": total, "limit": limit, "offset": offset})
+	writePage(w, out, limit, offset)
 }

@@ -322,9 +322,7 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request, _ *principal
 		}
 		out = append(out, toPointJSON(p))
 	}
-	total := len(out)
-	out = out[min(offset, total):min(offset+limit, total)]
-	writeJSON(w, http.StatusOK, map[string]any{"items": out, "total": total, "limit": limit, "offset": offset})
+	writePage(w, out, limit, offset)
 }
 
 func (s *Server) findPoint(w http.ResponseWriter, r *http.Request) *store.Point {

@@ -299,6 +299,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.Encode(v)
 }
 
+// writePage answers one page (limit, offset) of items with their total.
+func writePage[T any](w http.ResponseWriter, items []T, limit, offset int) {
+	total := len(items)
+	writeJSON(w, http.StatusOK, map[string]any{"items": items[min(offset, total):min(offset+limit, total)], "total": total, "limit": limit, "offset": offset})
+}
+
 // readJSON decodes a request body strictly.
 func readJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)

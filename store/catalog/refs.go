@@ -499,13 +499,6 @@ func (c *Catalog) Untrash(ctx context.Context, name string) error {
 	return nil
 }
 
-// InTrash reports whether a pack is waiting in the trash.
-func (c *Catalog) InTrash(ctx context.Context, name string) (bool, error) {
-	var n int
-	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM trash WHERE pack = ?`, name).Scan(&n)
-	return n > 0, err
-}
-
 // LockPack raises a pack's locked-until time (never lowers it).
 func (c *Catalog) LockPack(ctx context.Context, name string, until time.Time) error {
 	if _, err := c.db.ExecContext(ctx, `UPDATE packs SET locked_until = max(locked_until, ?) WHERE name = ?`, timeNS(until), name); err != nil {
@@ -539,16 +532,6 @@ func (c *Catalog) ExpiredImmutable(ctx context.Context, now time.Time) ([]string
 		out = append(out, s)
 	}
 	return out, rows.Err()
-}
-
-// PackLock returns a pack's locked-until time.
-func (c *Catalog) PackLock(ctx context.Context, name string) (time.Time, error) {
-	var ns int64
-	err := c.db.QueryRowContext(ctx, `SELECT locked_until FROM packs WHERE name = ?`, name).Scan(&ns)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, ErrNotFound
-	}
-	return nsTime(ns), err
 }
 
 // Garbage counts the rows a sweep with this cut-off would remove.
